@@ -1,0 +1,20 @@
+// Timestamp precisions and conversions between them and the internal microseconds.
+
+export type Precision = 'ns' | 'us' | 'ms' | 's';
+export const PRECISIONS: readonly Precision[] = ['ns', 'us', 'ms', 's'];
+
+/** Microseconds per unit of each precision; ns is handled by truncating its last three digits. */
+export const US_PER: Record<Exclude<Precision, 'ns'>, number> = { us: 1, ms: 1000, s: 1_000_000 };
+
+export function msToUs(ms: number): number {
+  return ms * 1000;
+}
+
+/** Floors to whole milliseconds (floor, not trunc, so pre-1970 times stay ordered). */
+export function usToMs(us: number): number {
+  return Math.floor(us / 1000);
+}
+
+export function nowUs(): number {
+  return Date.now() * 1000;
+}
