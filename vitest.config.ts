@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // `.yaml` imports are text, as with esbuild's `loader: { '.yaml': 'text' }` in build/bundle.mjs.
+  plugins: [{ name: 'yaml-as-text', load: (id) => (id.endsWith('.yaml') ? `export default ${JSON.stringify(readFileSync(id, 'utf8'))};` : undefined) }],
   test: {
     include: ['test/**/*.test.ts', 'drivers/**/*.test.ts', 'src/**/*.test.ts'],
     testTimeout: 60_000,

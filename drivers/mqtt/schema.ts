@@ -1,0 +1,151 @@
+// Config of the `mqtt` input: subscriptions on one broker.
+import { Type, type StaticDecode } from '@sinclair/typebox';
+import {
+  ComponentType,
+  IntegerEnum,
+  InsecureSkipVerify,
+  JsonPayload,
+  Measurement,
+  NonEmpty,
+  StringEnum,
+  Tags,
+  defineComponent,
+  unset,
+  withDefault,
+} from '../../src/config/kit.js';
+
+export const MQTT_FORMATS = ['json', 'influx', 'value'] as const;
+
+export const MqttTlsSchema = Type.Object(
+  {
+    ca: Type.Optional(NonEmpty('Path to a PEM file with the CA certificate(s) to trust instead of the system store.')),
+    cert: Type.Optional(NonEmpty('Path to a PEM client certificate (with key).')),
+    key: Type.Optional(NonEmpty('Path to the PEM private key of cert.')),
+    insecure_skip_verify: InsecureSkipVerify(),
+  },
+  { additionalProperties: false, description: 'TLS settings for mqtts:// and wss:// urls.' },
+);
+
+export const MqttInputSchema = Type.Object(
+  {
+    type: ComponentType('mqtt', 'Subscribes to topics on an MQTT broker; messages are acknowledged only once stored.'),
+    url: Type.String({
+      pattern: '^(?:mqtts?|wss?)://\\S+$',
+      'x-expects': 'a broker url mqtt://host[:port], mqtts://…, ws://… or wss://…',
+      description: 'Broker url: mqtt:// (default port 1883), mqtts:// (TLS, 8883), ws:// or wss:// (WebSocket).',
+      examples: ['mqtt://127.0.0.1:1883', 'mqtts://broker.example:8883'],
+    }),
+    topics: Type.Array(NonEmpty('An MQTT topic filter; + matches one level, # (last) the rest.'), {
+      minItems: 1,
+      uniqueItems: true,
+      description: 'Topic filters to subscribe to.',
+      examples: [['plant/+/+/state']],
+    }),
+    topic_tags: Type.Optional(
+      NonEmpty(
+        'Template that turns topic levels into tags: {name} takes the level as tag "name", + skips a level, a trailing # skips the rest, other levels must match literally.',
+        { examples: ['plant/{area}/{device}/state'] },
+      ),
+    ),
+    format: StringEnum(MQTT_FORMATS, {
+      description: 'Payload format: json (an object, see json), influx (line protocol), value (one number or boolean, stored as field "value").',
+    }),
+    qos: withDefault(IntegerEnum([0, 1, 2] as const, { description: 'Subscription QoS. With 1 and 2 a message is acknowledged only after its points are committed.' }), 1),
+    client_id: Type.Optional(NonEmpty('MQTT client id; keep it stable for persistent sessions. Default: sluice-<agent.id>-<input id>.')),
+    username: Type.Optional(NonEmpty('User name.')),
+    password: Type.Optional(NonEmpty('Password (prefer password_file or ${VAR}).')),
+    password_file: Type.Optional(NonEmpty('Path to a file whose contents (trailing newline removed) are the password.')),
+    protocol_version: withDefault(IntegerEnum([4, 5] as const, { description: 'MQTT protocol: 4 = 3.1.1 (any broker), 5 = MQTT 5.' }), 4),
+    tls: Type.Optional(MqttTlsSchema),
+    json: Type.Optional(JsonPayload()),
+    measurement: Measurement(),
+    tags: Tags('Tags added to every point of this input.'),
+  },
+  { additionalProperties: false, description: 'An MQTT broker subscription.' },
+);
+
+export type MqttInputConfig = StaticDecode<typeof MqttInputSchema>;
+
+/** Why a topic filter is malformed, or undefined if it is fine (MQTT 3.1.1 section 4.7). */
+export function topicFilterProblem(filter: string): string | undefined {
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i];
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '# must be a whole level and the last one';
+    if (level.includes('+') && level !== '+') return '+ must be a whole level';
+  }
+  return filter.includes('\u0000') ? 'contains a NUL character' : undefined;
+}
+
+export type TopicTemplateLevel = { kind: 'literal'; text: string } | { kind: 'tag'; name: string } | { kind: 'skip' } | { kind: 'rest' };
+
+/** Parses a topic_tags template; the mqtt driver uses the same parse to extract tags. */
+export function parseTopicTemplate(template: string): { ok: true; levels: TopicTemplateLevel[] } | { ok: false; message: string } {
+  const parts = template.split('/');
+  const levels: TopicTemplateLevel[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    const tag = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(p);
+    if (tag) {
+      const name = tag[1];
+      if (names.has(name)) return { ok: false, message: `tag {${name}} appears twice` };
+      names.add(name);
+      levels.push({ kind: 'tag', name });
+    } else if (p === '+') levels.push({ kind: 'skip' });
+    else if (p === '#') {
+      if (i !== parts.length - 1) return { ok: false, message: '# must be the last level' };
+      levels.push({ kind: 'rest' });
+    } else if (/[{}+#]/.test(p)) {
+      return { ok: false, message: `level "${p}" is neither literal text nor a whole {name} (names are letters, digits and _), + or #` };
+    } else levels.push({ kind: 'literal', text: p });
+  }
+  if (names.size === 0) return { ok: false, message: 'has no {name} level, so it adds no tags' };
+  return { ok: true, levels };
+}
+
+/** Why a template can never match topics of a filter, or undefined if some topic can match both. */
+function mismatch(levels: readonly TopicTemplateLevel[], filter: string): string | undefined {
+  const f = filter.split('/');
+  for (let i = 0; ; i++) {
+    const t = levels[i];
+    const fl = f[i];
+    if (t?.kind === 'rest' || fl === '#') return undefined;
+    if (t === undefined && fl === undefined) return undefined;
+    if (t === undefined || fl === undefined) return `the template has ${levels.length} levels, the topic ${f.length}`;
+    if (t.kind === 'literal' && fl !== '+' && fl !== t.text) return `level ${i + 1} is "${t.text}" in the template but "${fl}" in the topic`;
+  }
+}
+
+export const mqttInput = defineComponent({
+  type: 'mqtt',
+  schema: MqttInputSchema,
+  finish(cfg, ctx) {
+    if (unset(cfg.measurement)) cfg.measurement = ctx.id;
+    cfg.topics.forEach((t, i) => {
+      const problem = topicFilterProblem(t);
+      if (problem) ctx.error(['topics', i], `invalid topic filter "${t}": ${problem}`);
+    });
+    if (cfg.topic_tags !== undefined) {
+      const parsed = parseTopicTemplate(cfg.topic_tags);
+      if (!parsed.ok) ctx.error(['topic_tags'], `invalid template "${cfg.topic_tags}": ${parsed.message}`);
+      else {
+        for (const t of cfg.topics) {
+          const why = mismatch(parsed.levels, t);
+          if (why) ctx.error(['topic_tags'], `template "${cfg.topic_tags}" can never match topic "${t}": ${why}`);
+        }
+      }
+    }
+    if (cfg.password !== undefined && cfg.password_file !== undefined) ctx.error(['password_file'], 'set either password or password_file, not both', 'key');
+    if ((cfg.password !== undefined || cfg.password_file !== undefined) && cfg.username === undefined && cfg.protocol_version === 4) {
+      ctx.error([cfg.password !== undefined ? 'password' : 'password_file'], 'MQTT 3.1.1 (protocol_version 4) sends a password only with a username', 'key');
+    }
+    if (cfg.tls !== undefined) {
+      if (!/^(?:mqtts|wss):/.test(cfg.url)) ctx.error(['tls'], `tls settings need an mqtts:// or wss:// url (url is ${cfg.url})`, 'key');
+      if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
+        ctx.error(['tls', cfg.tls.cert === undefined ? 'key' : 'cert'], 'cert and key go together', 'key');
+      }
+    }
+    if (cfg.json !== undefined && cfg.format !== 'json') ctx.error(['json'], `json settings apply only to format: json (format is ${cfg.format})`, 'key');
+  },
+});

@@ -1,0 +1,46 @@
+import { SqliteRing } from '../store/ring.js';
+import type { StoreSettings } from './settings.js';
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+function formatTime(ms: number | null): string {
+  return ms === null ? '-' : new Date(ms).toISOString();
+}
+
+/** `sluice status`: the store and its outputs, as text or as the JSON of SPEC section 6. */
+export function runStatus(settings: StoreSettings, json: boolean): number {
+  const ring = SqliteRing.open({ ...settings.ring, readonly: true });
+  try {
+    const s = ring.status();
+    if (json) {
+      process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      return 0;
+    }
+    const lines = [
+      `store      ${ring.file}`,
+      `size       ${formatBytes(s.store_bytes)} of ${formatBytes(s.capacity_bytes)} (${((100 * s.store_bytes) / s.capacity_bytes).toFixed(1)}%), when full: ${s.when_full}`,
+      `data       ${s.points} points, ${s.values} values, ${s.series} series` +
+        (s.values ? `, ${((8 * s.store_bytes) / s.values).toFixed(2)} bits/value on disk` : ''),
+      `range      ${formatTime(s.oldest_ms)} .. ${formatTime(s.newest_ms)}`,
+      `dropped    ${Object.keys(s.dropped).length ? Object.entries(s.dropped).map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`,
+    ];
+    for (const [id, o] of Object.entries(s.outputs)) {
+      lines.push(
+        `output ${id}: backlog ${o.backlog_points} points (oldest ${formatTime(o.oldest_unsent_ms)}), sent ${o.sent_points}, rejected ${o.rejected_points}, last success ${formatTime(o.last_success_ms)}`,
+      );
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  } finally {
+    ring.close();
+  }
+}

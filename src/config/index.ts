@@ -1,0 +1,36 @@
+// The config module's public surface: load and validate a config, print its errors, export its schema.
+export { loadConfig, defaultConfigText, type LoadOptions, type LoadResult } from './load.js';
+export { formatConfigError, formatPath, type ConfigError, type Path, type PathSegment } from './errors.js';
+export {
+  configSchemaJson,
+  WHEN_FULL,
+  type SluiceConfig,
+  type Config,
+  type AgentConfig,
+  type BufferConfig,
+  type AggregateConfig,
+  type RetentionConfig,
+  type HttpConfig,
+  type WhenFull,
+  type InputConfig,
+  type OutputConfig,
+} from './schema.js';
+export type { Resolution } from './kit.js';
+export { parseDuration, parseSize, readDuration, readSize, formatDuration, formatSize, durationMs, sizeBytes, type Milliseconds, type Bytes } from './units.js';
+export { expandEnv, type Env } from './env.js';
+export type { ModbusInputConfig, ModbusDeviceConfig, ModbusRegisterConfig, RegisterTable, RegisterType } from '../../drivers/modbus/schema.js';
+export type { SerialInputConfig } from '../../drivers/serial/schema.js';
+export type { MqttInputConfig } from '../../drivers/mqtt/schema.js';
+export type { SimulatorInputConfig } from '../../drivers/simulator/schema.js';
+export type { InfluxdbOutputConfig } from '../../drivers/influxdb/schema.js';
+export type { TimescaledbOutputConfig } from '../../drivers/timescaledb/schema.js';
+
+import { formatConfigError, type ConfigError } from './errors.js';
+
+/** Exit status of `sluice check` (and of `run`) for an invalid config: EX_CONFIG from sysexits.h. */
+export const EXIT_CONFIG = 78;
+
+/** The lines `sluice check` prints: one per error, in file order. */
+export function formatConfigErrors(errors: readonly ConfigError[]): string {
+  return errors.map(formatConfigError).join('\n');
+}

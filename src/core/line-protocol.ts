@@ -1,0 +1,944 @@
+// InfluxDB line protocol (https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/):
+// parse and serialize. Pure, no I/O.
+//
+// The parser is a hand-written char-code scanner over one string (a whole text or a chunk of a stream):
+// `sluice import` must sustain ≥ 500k values/s including SQLite and compression, which leaves the parser a
+// few hundred nanoseconds per value. It avoids regular expressions and per-field slicing where it can:
+// a line whose measurement+tags text equals the previous line's reuses the parsed key, field keys are
+// matched against the previous line's (`startsWith`, no allocation), and numbers are computed from their
+// digits (Clinger's exact fast path) instead of slicing and calling Number().
+//
+// Semantics follow InfluxDB 1.x (the server sluice ships to) and the escaping table of the v2 reference:
+// - measurement: `\,` and `\ ` are escapes; tag keys, tag values and field keys: `\,` `\=` `\ `;
+//   string field values: `\"` and `\\`. Any other backslash is a literal backslash (so `\\,` in a tag is a
+//   backslash followed by an escaped comma), which means no key can end with a backslash.
+// - floats `1`, `1.`, `.5`, `-1.5e-3`, `1E+10`; NaN and ±Inf are rejected, as are floats that overflow.
+//   integers `123i` (int64), unsigned `123u` (uint64), booleans t T true True TRUE f F false False FALSE,
+//   strings "…" (may span lines: a raw newline inside the quotes is part of the value, as in InfluxDB).
+// - timestamps are integers in the given precision; ns are truncated (floored) to the internal µs by
+//   their digit string, never through a double. The range is what a double holds exactly in µs:
+//   ±(2^53 − 1) µs, 1684-07-28 … 2255-06-05 (InfluxDB's own range is 1677-09-21 … 2262-04-11).
+// - blank lines and lines whose first non-blank character is `#` are skipped; CRLF is accepted. Like
+//   InfluxDB 1.x, blanks (space, tab, NUL) are skipped at the start of a line and before the fields and
+//   the timestamp, so several spaces between sections are fine.
+// - a tag with an empty value is rejected when parsing (InfluxDB: "missing tag value"); when
+//   serializing, a tag with an empty key or value is left out (InfluxDB treats it as no tag).
+// - duplicate tag keys reject the line; duplicate field keys: the last value wins, at the first key's
+//   position.
+import { INT64_MAX, INT64_MIN, Unsigned, type FieldValue, type Fields, type Point, type Tags } from './point.js';
+import { nowUs, type Precision } from './time.js';
+
+/** A line that is not valid line protocol: `reason` says what, `column` (1-based) where. */
+export class LineProtocolError extends Error {
+  override readonly name = 'LineProtocolError';
+  constructor(
+    readonly reason: string,
+    readonly column: number,
+    /** > 0 when the error is on a later physical line of an entry whose string value spans lines. */
+    readonly lineOffset = 0,
+  ) {
+    super(lineOffset > 0 ? `${reason} at column ${column} of the entry's line +${lineOffset}` : `${reason} at column ${column}`);
+  }
+}
+
+export interface Reject {
+  /** 1-based number of the (first physical) line of the rejected entry. */
+  line: number;
+  error: string;
+  /** The line as read, without its line break; clipped to MAX_REJECT_TEXT characters. */
+  text: string;
+}
+
+export interface ParseResult {
+  points: Point[];
+  rejects: Reject[];
+}
+
+export interface ParseOptions {
+  /** Unit of the timestamps in the text (default ns, like InfluxDB). */
+  precision?: Precision;
+  /** Time of points written without a timestamp, in µs (default now); floored to `precision` as InfluxDB does. */
+  defaultTimeUs?: number;
+  /** Number of the text's first line, for the line numbers of rejects (default 1). */
+  firstLineNumber?: number;
+}
+
+/** Rejects keep at most this much of the offending line, so a garbage input cannot pin huge strings. */
+export const MAX_REJECT_TEXT = 1024;
+
+/** The exact µs range of a double; wider than any sensor needs and narrower than InfluxDB's int64 ns. */
+export const MAX_TIME_US = Number.MAX_SAFE_INTEGER;
+export const MIN_TIME_US = -Number.MAX_SAFE_INTEGER;
+const TIME_RANGE = `${new Date(Math.ceil(MIN_TIME_US / 1000)).toISOString()} … ${new Date(Math.floor(MAX_TIME_US / 1000)).toISOString()}`;
+
+const UINT64_MAX = 0xffff_ffff_ffff_ffffn;
+/** Exact powers of ten: 10^22 is the largest a double holds exactly (Clinger's fast path). */
+const POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
+
+const BACKSLASH = 92;
+const COMMA = 44;
+const SPACE = 32;
+const EQUALS = 61;
+const QUOTE = 34;
+const HASH = 35;
+const TAB = 9;
+const NUL = 0;
+const CR = 13;
+const LF = 10;
+
+/** Blank as InfluxDB 1.x skips it at the start of a line, before the fields and before the timestamp. */
+function isBlank(c: number): boolean {
+  return c === SPACE || c === TAB || c === NUL;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Scanner state. Module-level variables rather than an object: the scanner is synchronous and not
+// re-entrant, and V8 keeps these in registers/context slots far better than in a passed-around object.
+
+/** The text being parsed. */
+let T = '';
+/** Index of the first character of the current entry's first physical line. */
+let LS = 0;
+/** End of the entry's current physical line, a trailing CR excluded. Grows when a string spans lines. */
+let END = 0;
+/** Index of the newline ending the entry (or T.length). */
+let NL = 0;
+/** Physical lines beyond the first that the entry took (string values with raw newlines). */
+let EXTRA = 0;
+/** False while streaming: running off the end of T means "wait for more input", not "input ended". */
+let FINAL = true;
+/** Position after the token just scanned. */
+let POS = 0;
+let PREC: Precision = 'ns';
+let DEFAULT_US = 0;
+
+// Key cache: consecutive lines of one series share the measurement+tags text, so the parsed key of the
+// previous line is reused when the new line starts with the same text followed by a space. The escape
+// state at that space depends only on the text before it, so equal text means an equal parse.
+let cKeyRaw = '';
+let cMeasurement = '';
+let cTags: Tags = {};
+// Field-key cache by position in the line: the raw key text and its unescaped name.
+const cFieldRaw: string[] = [];
+const cFieldName: string[] = [];
+// Results of scanKey.
+let kMeasurement = '';
+let kTags: Tags = {};
+
+function fail(reason: string, at: number): never {
+  const ls = at > 0 ? T.lastIndexOf('\n', at - 1) + 1 : 0;
+  let offset = 0;
+  for (let i = LS; i < ls; i++) if (T.charCodeAt(i) === LF) offset++;
+  throw new LineProtocolError(reason, at - Math.max(ls, LS) + 1, offset);
+}
+
+/** A property write that also works for the key `__proto__` (which `o[k] = v` would swallow). */
+function setProp(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
+}
+
+function unescapeKey(s: number, e: number, equalsEscapes: boolean): string {
+  let out = '';
+  let last = s;
+  for (let i = s; i < e - 1; i++) {
+    if (T.charCodeAt(i) !== BACKSLASH) continue;
+    const d = T.charCodeAt(i + 1);
+    if (d === COMMA || d === SPACE || (equalsEscapes && d === EQUALS)) {
+      out += T.slice(last, i);
+      last = i + 1;
+      i++;
+    }
+  }
+  return out + T.slice(last, e);
+}
+
+function unescapeString(s: number, e: number): string {
+  let out = '';
+  let last = s;
+  for (let i = s; i < e - 1; i++) {
+    if (T.charCodeAt(i) !== BACKSLASH) continue;
+    const d = T.charCodeAt(i + 1);
+    if (d === QUOTE || d === BACKSLASH) {
+      out += T.slice(last, i);
+      last = i + 1;
+    }
+    // Whatever follows a backslash is taken as is (an escaped backslash does not escape the next char).
+    i++;
+  }
+  return out + T.slice(last, e);
+}
+
+/** Scans `measurement[,k=v…]` from s up to the space before the fields; returns that space's index. */
+function scanKey(s: number): number {
+  let pos = s;
+  let esc = false;
+  let c = 0;
+  for (;;) {
+    if (pos >= END) fail(pos === s ? 'missing measurement' : 'missing fields (no space after the measurement)', pos);
+    c = T.charCodeAt(pos);
+    if (c === COMMA || c === SPACE) break;
+    if (c === BACKSLASH && pos + 1 < END) {
+      const d = T.charCodeAt(pos + 1);
+      if (d === COMMA || d === SPACE) {
+        esc = true;
+        pos += 2;
+        continue;
+      }
+    }
+    pos++;
+  }
+  if (pos === s) fail('missing measurement', pos);
+  const measurement = esc ? unescapeKey(s, pos, false) : T.slice(s, pos);
+  const tags: Tags = {};
+  while (c === COMMA) {
+    pos++;
+    const ks = pos;
+    esc = false;
+    for (;;) {
+      if (pos >= END) fail(pos === ks ? 'missing tag key' : "missing '=' after tag key", pos);
+      c = T.charCodeAt(pos);
+      if (c === EQUALS) break;
+      if (c === COMMA || c === SPACE) fail(pos === ks ? 'missing tag key' : "missing '=' after tag key", pos);
+      if (c === BACKSLASH && pos + 1 < END) {
+        const d = T.charCodeAt(pos + 1);
+        if (d === COMMA || d === SPACE || d === EQUALS) {
+          esc = true;
+          pos += 2;
+          continue;
+        }
+      }
+      pos++;
+    }
+    if (pos === ks) fail('missing tag key', pos);
+    const key = esc ? unescapeKey(ks, pos, true) : T.slice(ks, pos);
+    pos++;
+    const vs = pos;
+    esc = false;
+    for (;;) {
+      if (pos >= END) fail(pos === vs ? `missing value for tag '${key}'` : 'missing fields (no space after the tags)', pos);
+      c = T.charCodeAt(pos);
+      if (c === COMMA || c === SPACE) break;
+      if (c === EQUALS) fail(`unescaped '=' in the value of tag '${key}'`, pos);
+      if (c === BACKSLASH && pos + 1 < END) {
+        const d = T.charCodeAt(pos + 1);
+        if (d === COMMA || d === SPACE || d === EQUALS) {
+          esc = true;
+          pos += 2;
+          continue;
+        }
+      }
+      pos++;
+    }
+    if (pos === vs) fail(`missing value for tag '${key}'`, pos);
+    // typeof, not `in`: inherited members (toString, __proto__) must not count as present.
+    if (typeof tags[key] === 'string') fail(`duplicate tag '${key}'`, ks);
+    setProp(tags, key, esc ? unescapeKey(vs, pos, true) : T.slice(vs, pos));
+  }
+  cKeyRaw = T.slice(s, pos);
+  cMeasurement = measurement;
+  cTags = tags;
+  kMeasurement = measurement;
+  kTags = { ...tags };
+  return pos;
+}
+
+function badValue(s: number, name: string): never {
+  let e = s;
+  while (e < END) {
+    const c = T.charCodeAt(e);
+    if (c === COMMA || c === SPACE) break;
+    e++;
+  }
+  const token = T.slice(s, e);
+  if (/^[-+]?(nan|inf|infinity)$/i.test(token)) fail(`${token} is not a valid value for field '${name}' (line protocol has no NaN or Inf)`, s);
+  fail(`invalid value '${token}' for field '${name}'`, s);
+}
+
+/** Scans a float, integer (…i) or unsigned (…u) starting at s; sets POS after it. */
+function scanNumber(s: number, name: string): FieldValue {
+  let pos = s;
+  let c = T.charCodeAt(pos);
+  const neg = c === 45;
+  if (neg) c = T.charCodeAt(++pos);
+  const ds = pos;
+  let mant = 0;
+  let sig = 0; // significant digits seen (leading zeros excluded)
+  let digits = 0;
+  let exp10 = 0;
+  let long = false; // more significant digits than the exact fast path takes
+  let dot = false;
+  let sci = false;
+  while (c >= 48 && c <= 57) {
+    digits++;
+    if (mant !== 0 || c !== 48) {
+      if (sig < 15) mant = mant * 10 + (c - 48);
+      else long = true;
+      sig++;
+    }
+    c = T.charCodeAt(++pos);
+  }
+  if (c === 46) {
+    dot = true;
+    c = T.charCodeAt(++pos);
+    while (c >= 48 && c <= 57) {
+      digits++;
+      if (mant !== 0 || c !== 48) {
+        if (sig < 15) mant = mant * 10 + (c - 48);
+        else long = true;
+        sig++;
+      }
+      exp10--;
+      c = T.charCodeAt(++pos);
+    }
+  }
+  if (digits === 0) badValue(s, name);
+  if (c === 101 || c === 69) {
+    sci = true;
+    c = T.charCodeAt(++pos);
+    let eneg = false;
+    if (c === 43 || c === 45) {
+      eneg = c === 45;
+      c = T.charCodeAt(++pos);
+    }
+    let e = 0;
+    let ed = 0;
+    while (c >= 48 && c <= 57) {
+      if (e < 100000) e = e * 10 + (c - 48);
+      ed++;
+      c = T.charCodeAt(++pos);
+    }
+    if (ed === 0) badValue(s, name);
+    exp10 += eneg ? -e : e;
+  }
+  let kind = 0; // 0 float, 1 integer, 2 unsigned
+  if (c === 105 || c === 117) {
+    if (dot || sci) badValue(s, name);
+    kind = c === 105 ? 1 : 2;
+    c = T.charCodeAt(++pos);
+  }
+  if (pos < END && c !== COMMA && c !== SPACE) badValue(s, name);
+  POS = pos;
+  if (kind === 0) {
+    let v: number;
+    if (!long && exp10 >= -22 && exp10 <= 22) {
+      // Both operands are exact doubles, so one IEEE operation rounds the exact decimal value correctly.
+      v = exp10 < 0 ? mant / POW10[-exp10] : mant * POW10[exp10];
+      if (neg) v = -v;
+    } else {
+      v = Number(T.slice(s, pos));
+    }
+    if (v === Infinity || v === -Infinity) fail(`float out of range for field '${name}'`, s);
+    return v;
+  }
+  if (kind === 1) {
+    if (!long) return BigInt(neg ? -mant : mant);
+    const b = BigInt(T.slice(s, pos - 1));
+    if (b < INT64_MIN || b > INT64_MAX) fail(`integer out of the int64 range for field '${name}'`, s);
+    return b;
+  }
+  if (neg) fail(`unsigned value cannot be negative for field '${name}'`, s);
+  const b = long ? BigInt(T.slice(ds, pos - 1)) : BigInt(mant);
+  if (b > UINT64_MAX) fail(`unsigned out of the uint64 range for field '${name}'`, s);
+  return new Unsigned(b);
+}
+
+function scanBoolean(s: number, name: string): boolean {
+  let pos = s;
+  while (pos < END) {
+    const c = T.charCodeAt(pos);
+    if (c === COMMA || c === SPACE) break;
+    pos++;
+  }
+  POS = pos;
+  const c0 = T.charCodeAt(s);
+  switch (pos - s) {
+    case 1:
+      if (c0 === 116 || c0 === 84) return true;
+      if (c0 === 102 || c0 === 70) return false;
+      break;
+    case 4:
+      if (T.startsWith('true', s) || T.startsWith('True', s) || T.startsWith('TRUE', s)) return true;
+      break;
+    case 5:
+      if (T.startsWith('false', s) || T.startsWith('False', s) || T.startsWith('FALSE', s)) return false;
+      break;
+  }
+  return badValue(s, name);
+}
+
+/**
+ * Scans a string value whose opening quote is at q; sets POS after the closing quote. A string may
+ * run over line ends (InfluxDB keeps raw newlines inside quotes); END/NL/EXTRA then move to the line
+ * where it closes. Returns null when the text ends first and more may come (streaming).
+ */
+function scanString(q: number, name: string): string | null {
+  const n = T.length;
+  let i = q + 1;
+  let esc = false;
+  for (;;) {
+    if (i >= n) {
+      if (!FINAL) return null;
+      fail(`unterminated string for field '${name}'`, q);
+    }
+    const c = T.charCodeAt(i);
+    if (c === QUOTE) break;
+    if (c === BACKSLASH) {
+      esc = true;
+      i += 2;
+      continue;
+    }
+    i++;
+  }
+  const v = esc ? unescapeString(q + 1, i) : T.slice(q + 1, i);
+  if (i > END) {
+    let k = NL;
+    while (k !== -1 && k < i) {
+      EXTRA++;
+      k = T.indexOf('\n', k + 1);
+    }
+    if (k === -1) {
+      if (!FINAL) return null;
+      k = n;
+    }
+    NL = k;
+    END = k > i + 1 && T.charCodeAt(k - 1) === CR ? k - 1 : k;
+  }
+  POS = i + 1;
+  return v;
+}
+
+/** Floors µs to whole units (exact: % and a division of a multiple are exact on integers below 2^53). */
+function floorDiv(us: number, unit: number): number {
+  const r = us % unit;
+  const q = (us - r) / unit;
+  return r < 0 ? q - 1 : q;
+}
+
+function unitUs(precision: Precision): number {
+  return precision === 's' ? 1_000_000 : precision === 'ms' ? 1000 : 1;
+}
+
+function scanTime(s: number): number {
+  let pos = s;
+  let c = T.charCodeAt(pos);
+  const neg = c === 45;
+  if (neg) c = T.charCodeAt(++pos);
+  const ds = pos;
+  while (pos < END && c >= 48 && c <= 57) c = T.charCodeAt(++pos);
+  const de = pos;
+  if (pos < END && c !== SPACE) {
+    if (c === 46 || c === 101 || c === 69) fail('timestamp must be an integer', pos);
+    fail(`invalid character '${T[pos]}' in timestamp`, pos);
+  }
+  if (de === ds) fail('invalid timestamp', s);
+  POS = pos;
+  let i = ds;
+  while (i < de - 1 && T.charCodeAt(i) === 48) i++; // leading zeros carry no magnitude
+  let us: number;
+  if (PREC === 'ns') {
+    // Truncate by digits: the µs are all but the last three digits, floored when negative.
+    const hiEnd = de - 3;
+    if (hiEnd - i > 16) fail(`timestamp out of range (${TIME_RANGE})`, s);
+    let hi = 0;
+    for (let j = i; j < hiEnd; j++) hi = hi * 10 + (T.charCodeAt(j) - 48);
+    let loNonZero = false;
+    for (let j = Math.max(i, hiEnd); j < de; j++) if (T.charCodeAt(j) !== 48) loNonZero = true;
+    if (hi > MAX_TIME_US) fail(`timestamp out of range (${TIME_RANGE})`, s);
+    us = neg ? (loNonZero ? -hi - 1 : -hi) : hi;
+  } else {
+    if (de - i > 16) fail(`timestamp out of range (${TIME_RANGE})`, s);
+    let v = 0;
+    for (let j = i; j < de; j++) v = v * 10 + (T.charCodeAt(j) - 48);
+    const unit = unitUs(PREC);
+    if (v > MAX_TIME_US / unit) fail(`timestamp out of range (${TIME_RANGE})`, s);
+    us = (neg ? -v : v) * unit;
+  }
+  if (us < MIN_TIME_US) fail(`timestamp out of range (${TIME_RANGE})`, s);
+  return us === 0 ? 0 : us; // no -0
+}
+
+/** Parses the entry whose first non-blank character is at s. Null: incomplete, wait for more text. */
+function parseEntry(s: number): Point | null {
+  let measurement: string;
+  let tags: Tags;
+  let pos: number;
+  const kl = cKeyRaw.length;
+  if (kl !== 0 && s + kl < END && T.charCodeAt(s + kl) === SPACE && T.startsWith(cKeyRaw, s)) {
+    measurement = cMeasurement;
+    tags = { ...cTags };
+    pos = s + kl;
+  } else {
+    pos = scanKey(s);
+    measurement = kMeasurement;
+    tags = kTags;
+  }
+  while (pos < END && isBlank(T.charCodeAt(pos))) pos++;
+  if (pos >= END) fail('missing fields', pos);
+
+  const fields: Fields = {};
+  let fi = 0;
+  for (;;) {
+    let name: string;
+    const raw = fi < cFieldRaw.length ? cFieldRaw[fi] : '';
+    const rl = raw.length;
+    if (rl !== 0 && T.charCodeAt(pos + rl) === EQUALS && pos + rl < END && T.startsWith(raw, pos)) {
+      name = cFieldName[fi]!;
+      pos += rl;
+    } else {
+      const ks = pos;
+      let esc = false;
+      for (;;) {
+        if (pos >= END) fail(`missing '=' after field key '${T.slice(ks, pos)}'`, pos);
+        const c = T.charCodeAt(pos);
+        if (c === EQUALS) break;
+        if (c === COMMA || c === SPACE) fail(pos === ks ? 'missing field key' : `missing '=' after field key '${T.slice(ks, pos)}'`, pos);
+        if (c === BACKSLASH && pos + 1 < END) {
+          const d = T.charCodeAt(pos + 1);
+          if (d === COMMA || d === SPACE || d === EQUALS) {
+            esc = true;
+            pos += 2;
+            continue;
+          }
+        }
+        pos++;
+      }
+      if (pos === ks) fail('missing field key', pos);
+      name = esc ? unescapeKey(ks, pos, true) : T.slice(ks, pos);
+      if (fi <= cFieldRaw.length) {
+        cFieldRaw[fi] = T.slice(ks, pos);
+        cFieldName[fi] = name;
+      }
+    }
+    pos++; // '='
+    if (pos >= END) fail(`missing value for field '${name}'`, pos);
+    const c = T.charCodeAt(pos);
+    let v: FieldValue;
+    if (c === QUOTE) {
+      const str = scanString(pos, name);
+      if (str === null) return null;
+      v = str;
+    } else if ((c >= 48 && c <= 57) || c === 45 || c === 46) {
+      v = scanNumber(pos, name);
+    } else if (c === COMMA || c === SPACE) {
+      fail(`missing value for field '${name}'`, pos);
+    } else {
+      v = scanBoolean(pos, name);
+    }
+    pos = POS;
+    if (name === '__proto__') setProp(fields, name, v);
+    else fields[name] = v;
+    fi++;
+    if (pos >= END) break;
+    const d = T.charCodeAt(pos);
+    if (d === COMMA) {
+      pos++;
+      if (pos >= END || T.charCodeAt(pos) === SPACE) fail("missing field key after ','", pos);
+      continue;
+    }
+    if (d === SPACE) break;
+    fail(`unexpected '${T[pos]}' after the value of field '${name}'`, pos);
+  }
+
+  while (pos < END && isBlank(T.charCodeAt(pos))) pos++;
+  let timeUs = DEFAULT_US;
+  if (pos < END) {
+    timeUs = scanTime(pos);
+    pos = POS;
+    while (pos < END && T.charCodeAt(pos) === SPACE) pos++;
+    if (pos < END) fail('unexpected text after the timestamp', pos);
+  }
+  return { measurement, tags, fields, timeUs };
+}
+
+/** Parse state carried across the chunks of one stream. */
+export interface ChunkState {
+  precision: Precision;
+  /** Already floored to `precision`; see floorToPrecision. */
+  defaultTimeUs: number;
+  /** Number of the physical line at the current position. */
+  line: number;
+}
+
+/** Floors a µs time to the precision's unit (InfluxDB truncates its default time likewise). */
+export function floorToPrecision(us: number, precision: Precision): number {
+  const unit = unitUs(precision);
+  return unit === 1 ? Math.floor(us) : floorDiv(us, unit) * unit;
+}
+
+function clip(s: string): string {
+  return s.length > MAX_REJECT_TEXT ? s.slice(0, MAX_REJECT_TEXT) + '…' : s;
+}
+
+/**
+ * Parses entries of `text` from `pos`, appending to `out`, and returns where it stopped: at the end, at
+ * the start of an entry that is not complete yet (when !final: the caller keeps that tail and calls
+ * again with more text appended), or once `out` holds maxItems points + rejects. A bad entry is
+ * rejected and parsing resumes on the next physical line.
+ */
+export function parseChunk(text: string, pos: number, final: boolean, st: ChunkState, out: ParseResult, maxItems = Infinity): number {
+  T = text;
+  FINAL = final;
+  PREC = st.precision;
+  DEFAULT_US = st.defaultTimeUs;
+  const n = text.length;
+  while (pos < n) {
+    if (out.points.length + out.rejects.length >= maxItems) break;
+    let nl = text.indexOf('\n', pos);
+    if (nl === -1) {
+      if (!final) break;
+      nl = n;
+    }
+    let s = pos;
+    let c = 0;
+    while (s < nl && isBlank((c = text.charCodeAt(s)))) s++;
+    let e = nl;
+    if (e > s && text.charCodeAt(e - 1) === CR) e--;
+    if (s >= e || c === HASH) {
+      pos = nl + 1;
+      st.line++;
+      continue;
+    }
+    LS = pos;
+    END = e;
+    NL = nl;
+    EXTRA = 0;
+    let p: Point | null;
+    try {
+      p = parseEntry(s);
+    } catch (err) {
+      if (!(err instanceof LineProtocolError)) throw err;
+      const error = err.lineOffset > 0 ? `${err.reason} at line ${st.line + err.lineOffset} column ${err.column}` : err.message;
+      out.rejects.push({ line: st.line, error, text: clip(text.slice(pos, e)) });
+      pos = nl + 1;
+      st.line++;
+      continue;
+    }
+    if (p === null) break;
+    out.points.push(p);
+    pos = NL + 1;
+    st.line += 1 + EXTRA;
+  }
+  return pos > n ? n : pos;
+}
+
+/**
+ * Parses a whole text: blank and `#` comment lines are skipped; each bad line becomes a reject with its
+ * 1-based line number and the good lines around it are kept.
+ */
+export function parseLines(text: string, opts: ParseOptions = {}): ParseResult {
+  const precision = opts.precision ?? 'ns';
+  const st: ChunkState = {
+    precision,
+    defaultTimeUs: floorToPrecision(opts.defaultTimeUs ?? nowUs(), precision),
+    line: opts.firstLineNumber ?? 1,
+  };
+  const out: ParseResult = { points: [], rejects: [] };
+  parseChunk(text, 0, true, st, out);
+  return out;
+}
+
+/** Parses one line (a trailing line break is allowed); throws LineProtocolError. */
+export function parseLine(line: string, precision: Precision = 'ns', defaultTimeUs: number = nowUs()): Point {
+  T = line;
+  FINAL = true;
+  PREC = precision;
+  DEFAULT_US = floorToPrecision(defaultTimeUs, precision);
+  let nl = line.indexOf('\n');
+  if (nl === -1) nl = line.length;
+  let s = 0;
+  let c = 0;
+  while (s < nl && isBlank((c = line.charCodeAt(s)))) s++;
+  let e = nl;
+  if (e > s && line.charCodeAt(e - 1) === CR) e--;
+  if (s >= e || c === HASH) throw new LineProtocolError('no point: the line is blank or a comment', 1);
+  LS = 0;
+  END = e;
+  NL = nl;
+  EXTRA = 0;
+  const p = parseEntry(s)!; // FINAL: never incomplete
+  for (let i = NL + 1; i < line.length; i++) {
+    const d = line.charCodeAt(i);
+    if (!isBlank(d) && d !== CR && d !== LF) fail('more than one line', i);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Serialization. Everything written parses back to the same point, with this parser and with InfluxDB
+// 1.x's, up to what line protocol cannot express. InfluxDB 1.x's own scanners disagree with its
+// documented escaping around backslashes (its field-key scanner treats `\\` as an escaped backslash and
+// its name unescaper also turns `\=` and `\"` into `=` and `"`; checked against influxd 1.6.7), so
+// keys are normalised the same way everywhere (seriesKey, serializeLine, serializePoint), keeping the
+// store's series identity and its export in agreement:
+// - a run of backslashes directly before `,` `=` space `"` a line break or the end of a key (measurement,
+//   tag key, tag value, field key) is removed: no reader agrees on what it means (and a trailing backslash
+//   would escape the separator after it);
+// - a line break in a key becomes a space (line protocol has no escape for it);
+// - tags whose key or value is empty (after the above) are left out, as InfluxDB does; of two tags whose
+//   keys became equal the first in sort order is kept;
+// - NaN and ±Inf floats have no line-protocol form (InfluxDB rejects them): such a field is left out of
+//   the line and counted in SerializeStats.skippedFields. Writing them as strings would change the
+//   field's type and make InfluxDB reject the whole line for a type conflict;
+// - blanks before the fields are skipped by readers, so a field whose key starts with a tab or NUL is
+//   never written first (the next field is moved before it);
+// - a line with no writable field left, an empty measurement, one that starts with `#` (a comment) or a
+//   tab or NUL (skipped as indentation), or a time outside ±(2^53 − 1) µs is not written: '' is returned
+//   and skippedPoints counted;
+// - times coarser than µs are floored (not rounded) to the precision: an exported time never lies after
+//   the stored one, and ms or s data imported at that precision round-trips exactly.
+
+export interface SerializeStats {
+  /** Fields left out: NaN/±Inf floats, empty field keys, integers outside int64. */
+  skippedFields: number;
+  /** Points not written at all (nothing writable left, or a measurement that cannot be written). */
+  skippedPoints: number;
+}
+
+function isKeySpecial(c: number): boolean {
+  return c === COMMA || c === SPACE || c === EQUALS || c === QUOTE || c === LF;
+}
+
+/** Escapes one key part: measurement (comma, space) or tag key / tag value / field key (also equals). */
+function escapeKeyPart(s: string, equals: boolean): string {
+  const n = s.length;
+  let i = 0;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === COMMA || c === SPACE || c === BACKSLASH || c === LF || (equals && c === EQUALS)) break;
+  }
+  if (i === n) return s;
+  let out = s.slice(0, i);
+  let last = i;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === BACKSLASH) {
+      let j = i + 1;
+      while (j < n && s.charCodeAt(j) === BACKSLASH) j++;
+      if (j === n || isKeySpecial(s.charCodeAt(j))) {
+        out += s.slice(last, i);
+        last = j;
+      }
+      i = j - 1;
+    } else if (c === COMMA || c === SPACE || (equals && c === EQUALS)) {
+      out += s.slice(last, i) + '\\';
+      last = i;
+    } else if (c === LF) {
+      out += s.slice(last, i) + '\\ ';
+      last = i + 1;
+    }
+  }
+  return out + s.slice(last);
+}
+
+export function escapeMeasurement(s: string): string {
+  return escapeKeyPart(s, false);
+}
+
+/** Escapes a tag key, tag value or field key. */
+export function escapeTag(s: string): string {
+  return escapeKeyPart(s, true);
+}
+
+export function escapeStringValue(s: string): string {
+  if (s.indexOf('"') === -1 && s.indexOf('\\') === -1) return s;
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === QUOTE || c === BACKSLASH) {
+      out += s.slice(last, i) + '\\';
+      last = i;
+    }
+  }
+  return out + s.slice(last);
+}
+
+/**
+ * Orders strings by their UTF-8 bytes (= code points), as Go's bytes.Compare orders InfluxDB tag keys.
+ * Plain `<` compares UTF-16 units, which puts U+E000–U+FFFF after astral characters.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // Surrogates (D800–DFFF) stand for code points above FFFF: move them above E000–FFFF.
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * The canonical series key: escaped `measurement,k1=v1,k2=v2` with tags sorted by escaped key in byte
+ * order, which is how InfluxDB keys a series. It is also valid line-protocol text for serializeLine.
+ */
+export function seriesKey(measurement: string, tags: Tags): string {
+  const key = escapeKeyPart(measurement, false);
+  const names = Object.keys(tags);
+  if (names.length === 0) return key;
+  if (names.length === 1) {
+    const k = escapeKeyPart(names[0], true);
+    const v = escapeKeyPart(tags[names[0]], true);
+    return k === '' || v === '' ? key : key + ',' + k + '=' + v;
+  }
+  const pairs: [string, string][] = [];
+  for (const name of names) {
+    const k = escapeKeyPart(name, true);
+    const v = escapeKeyPart(tags[name], true);
+    if (k !== '' && v !== '') pairs.push([k, v]);
+  }
+  pairs.sort((a, b) => compareUtf8(a[0], b[0]));
+  let out = key;
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i];
+    if (i > 0 && k === pairs[i - 1][0]) continue;
+    out += ',' + k + '=' + v;
+  }
+  return out;
+}
+
+/** Reads one escaped key part of a series key from i; stops at an unescaped comma (and '=' if stopAtEquals). */
+function readKeyPart(s: string, i: number, equals: boolean, stopAtEquals: boolean): [string, number] {
+  const n = s.length;
+  let out = '';
+  let last = i;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === BACKSLASH && i + 1 < n) {
+      const d = s.charCodeAt(i + 1);
+      if (d === COMMA || d === SPACE || (equals && d === EQUALS)) {
+        out += s.slice(last, i);
+        last = i + 1;
+        i++;
+      }
+      continue;
+    }
+    if (c === COMMA || (stopAtEquals && c === EQUALS)) break;
+  }
+  return [out + s.slice(last, i), i];
+}
+
+/** The inverse of seriesKey. */
+export function parseSeriesKey(key: string): { measurement: string; tags: Tags } {
+  const [measurement, end] = readKeyPart(key, 0, false, false);
+  const tags: Tags = {};
+  let i = end;
+  while (i < key.length) {
+    const [k, ke] = readKeyPart(key, i + 1, true, true);
+    const [v, ve] = readKeyPart(key, ke + 1, true, false);
+    setProp(tags, k, v);
+    i = ve;
+  }
+  return { measurement, tags };
+}
+
+/** A field value in line-protocol form, or null when it has none (NaN, ±Inf, an integer outside int64). */
+export function formatFieldValue(v: FieldValue): string | null {
+  switch (typeof v) {
+    case 'number':
+      if (v !== v || v === Infinity || v === -Infinity) return null;
+      // String() gives the shortest text that reads back to the same double ("1e+21", "5e-324"); a bare
+      // integral number is a float in line protocol, so only -0 needs help (String(-0) is "0").
+      return v === 0 ? (1 / v < 0 ? '-0' : '0') : String(v);
+    case 'bigint':
+      return v >= INT64_MIN && v <= INT64_MAX ? v.toString() + 'i' : null;
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'string':
+      return '"' + escapeStringValue(v) + '"';
+    default:
+      return v instanceof Unsigned ? v.value.toString() + 'u' : null;
+  }
+}
+
+/** The timestamp text in the given precision; coarser precisions floor. */
+export function formatTime(timeUs: number, precision: Precision): string {
+  switch (precision) {
+    case 'ns':
+      return timeUs === 0 ? '0' : String(timeUs) + '000';
+    case 'us':
+      return String(timeUs === 0 ? 0 : timeUs);
+    default: {
+      const t = floorDiv(timeUs, unitUs(precision));
+      return String(t === 0 ? 0 : t);
+    }
+  }
+}
+
+function writableKey(key: string): boolean {
+  if (key.length === 0) return false;
+  const c = key.charCodeAt(0);
+  return c !== COMMA && c !== HASH && c !== TAB && c !== NUL;
+}
+
+function writableTime(timeUs: number): boolean {
+  return Number.isInteger(timeUs) && timeUs >= MIN_TIME_US && timeUs <= MAX_TIME_US;
+}
+
+// The field list being written. A key that starts with a blank waits until another field is first.
+let fBody = '';
+let fDeferred = '';
+
+function addField(name: string, value: FieldValue, stats: SerializeStats | undefined): void {
+  const k = escapeKeyPart(name, true);
+  const v = formatFieldValue(value);
+  if (k === '' || v === null) {
+    if (stats) stats.skippedFields++;
+    return;
+  }
+  if (fBody !== '') fBody += ',' + k + '=' + v;
+  else if (isBlank(k.charCodeAt(0))) fDeferred += ',' + k + '=' + v;
+  else {
+    fBody = k + '=' + v + fDeferred;
+    fDeferred = '';
+  }
+}
+
+function finishLine(key: string, timeUs: number, precision: Precision, stats: SerializeStats | undefined): string {
+  const body = fBody;
+  fBody = '';
+  fDeferred = '';
+  if (body === '') {
+    if (stats) stats.skippedPoints++;
+    return '';
+  }
+  return key + ' ' + body + ' ' + formatTime(timeUs, precision);
+}
+
+/**
+ * One line (no line break) from a series key (see seriesKey) and the fields in their order. Returns ''
+ * when nothing can be written (see above); callers skip it (an empty line would also be harmless).
+ */
+export function serializeLine(
+  key: string,
+  fields: Iterable<readonly [string, FieldValue]>,
+  timeUs: number,
+  precision: Precision = 'ns',
+  stats?: SerializeStats,
+): string {
+  fBody = fDeferred = '';
+  if (!writableKey(key) || !writableTime(timeUs)) {
+    if (stats) stats.skippedPoints++;
+    return '';
+  }
+  for (const [name, value] of fields) addField(name, value, stats);
+  return finishLine(key, timeUs, precision, stats);
+}
+
+/** One point as one line (no line break); '' when nothing of it can be written. */
+export function serializePoint(p: Point, precision: Precision = 'ns', stats?: SerializeStats): string {
+  const key = seriesKey(p.measurement, p.tags);
+  fBody = fDeferred = '';
+  if (!writableKey(key) || !writableTime(p.timeUs)) {
+    if (stats) stats.skippedPoints++;
+    return '';
+  }
+  for (const name of Object.keys(p.fields)) addField(name, p.fields[name], stats);
+  return finishLine(key, p.timeUs, precision, stats);
+}

@@ -1,0 +1,763 @@
+// The ring: a durable, compressed, byte-capped store of points in one SQLite file (WAL mode).
+//
+// Written by hand because it is the product's core. Layout:
+//   series(id, key, measurement)          one row per measurement + tag set (the line-protocol series key)
+//   chunks(id, series_id, min_us, max_us, rows, vals, level, data)
+//                                         compressed row groups (src/store/codec); id order is write order,
+//                                         which is what output cursors follow
+//   cursors(output, ranges, …)            per output: which chunk ids it has delivered
+//   drops(reason, points, vals)           what left the store other than by delivery, by reason
+//   meta(key, value)                      format version and creation time
+//
+// Writes: points wait in memory for the next group commit (`commit_interval`), which writes one small
+// level-0 chunk per series in one transaction and then resolves every waiting writer: that is the
+// moment a point is durable. Compaction later merges a series' level-0 chunks into level-1 chunks of up
+// to `maxChunkRows` rows, so steady-state compression is that of large chunks. Bulk import writes
+// level-1 chunks directly.
+//
+// Durability: journal_mode=WAL with synchronous=FULL, so every commit fsyncs the WAL. kill -9 never
+// loses a committed point; a power cut loses at most the points still waiting for their group commit
+// (≤ commit_interval). NORMAL would let a power cut roll back commits up to the last checkpoint, an
+// unbounded window that would break the MQTT acknowledgement promise; one fsync per commit interval is
+// cheap.
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RowGroup } from '../core/chunk.js';
+import type { Point } from '../core/point.js';
+import { seriesKey as makeSeriesKey } from '../core/line-protocol.js';
+import { SeriesBuilder, groupValueCount, sliceGroup } from './builder.js';
+import { decodeChunk, encodeChunk } from './codec/index.js';
+import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
+import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
+
+export type WhenFull = 'rollup' | 'drop_oldest' | 'drop_newest';
+export type DropReason = 'dropped_oldest' | 'dropped_newest' | 'rolled_up' | 'retention';
+
+export const STORE_FILE = 'sluice.db';
+export const STORE_FORMAT = 1;
+
+export interface RingOptions {
+  dataDir: string;
+  maxBytes: number;
+  whenFull: WhenFull;
+  commitIntervalMs: number;
+  readonly?: boolean;
+  /** Rows per compacted chunk: larger compresses better, smaller evicts and delivers at a finer grain. */
+  maxChunkRows?: number;
+  /** Points waiting for a group commit before one is forced early (bounds memory under bursts). */
+  maxPendingValues?: number;
+  /** Called once per condition worth a log line (the agent passes its logger). */
+  onWarning?: (message: string, details?: Record<string, unknown>) => void;
+}
+
+export interface SeriesGroup {
+  seriesId: number;
+  key: string;
+  measurement: string;
+  group: RowGroup;
+}
+
+export interface ScanFilter {
+  measurement?: string;
+  fromUs?: number;
+  /** Exclusive. */
+  toUs?: number;
+  fields?: ReadonlySet<string>;
+}
+
+export interface LeasedChunk {
+  chunkId: number;
+  seriesKey: string;
+  group: RowGroup;
+}
+
+export interface Lease {
+  output: string;
+  chunks: LeasedChunk[];
+  points: number;
+  values: number;
+  /** Oldest time in the lease, for the output's bookkeeping. */
+  minUs: number;
+}
+
+export interface OutputStatus {
+  backlog_points: number;
+  backlog_values: number;
+  oldest_unsent_ms: number | null;
+  last_success_ms: number | null;
+  sent_points: number;
+  rejected_points: number;
+}
+
+export interface StoreStatus {
+  points: number;
+  values: number;
+  series: number;
+  chunks: number;
+  store_bytes: number;
+  capacity_bytes: number;
+  used_bytes: number;
+  oldest_ms: number | null;
+  newest_ms: number | null;
+  when_full: WhenFull;
+  dropped: Record<string, number>;
+  dropped_values: Record<string, number>;
+  outputs: Record<string, OutputStatus>;
+}
+
+interface PendingWaiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  points: number;
+}
+
+interface ChunkInsert {
+  seriesId: number;
+  group: RowGroup;
+  level: number;
+}
+
+const DEFAULT_MAX_CHUNK_ROWS = 4096;
+const DEFAULT_MAX_PENDING_VALUES = 250_000;
+/** A series is compacted once it has this many level-0 chunks. */
+const COMPACT_MIN_L0 = 16;
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, measurement TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS series_measurement ON series(measurement);
+CREATE TABLE IF NOT EXISTS chunks(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  series_id INTEGER NOT NULL,
+  min_us INTEGER NOT NULL,
+  max_us INTEGER NOT NULL,
+  rows INTEGER NOT NULL,
+  vals INTEGER NOT NULL,
+  level INTEGER NOT NULL,
+  data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_series_time ON chunks(series_id, min_us);
+CREATE INDEX IF NOT EXISTS chunks_max_time ON chunks(max_us);
+CREATE TABLE IF NOT EXISTS cursors(
+  output TEXT PRIMARY KEY,
+  ranges TEXT NOT NULL DEFAULT '[]',
+  sent_points INTEGER NOT NULL DEFAULT 0,
+  rejected_points INTEGER NOT NULL DEFAULT 0,
+  last_success_ms INTEGER);
+CREATE TABLE IF NOT EXISTS drops(reason TEXT PRIMARY KEY, points INTEGER NOT NULL, vals INTEGER NOT NULL);
+`;
+
+export class SqliteRing {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly opts: Required<Omit<RingOptions, 'onWarning' | 'readonly'>> & Pick<RingOptions, 'onWarning'>;
+  private readonly readonly: boolean;
+  private pending = new Map<string, SeriesBuilder>();
+  private pendingValues = 0;
+  private waiters: PendingWaiter[] = [];
+  private commitTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly seriesIds = new Map<string, number>();
+  private readonly leased = new Map<string, Set<number>>();
+  private readonly pageSize: number;
+  private readonly stmt: ReturnType<SqliteRing['prepareStatements']>;
+
+  private constructor(db: Database.Database, file: string, options: RingOptions) {
+    this.db = db;
+    this.file = file;
+    this.readonly = options.readonly ?? false;
+    this.opts = {
+      dataDir: options.dataDir,
+      maxBytes: options.maxBytes,
+      whenFull: options.whenFull,
+      commitIntervalMs: options.commitIntervalMs,
+      maxChunkRows: options.maxChunkRows ?? DEFAULT_MAX_CHUNK_ROWS,
+      maxPendingValues: options.maxPendingValues ?? DEFAULT_MAX_PENDING_VALUES,
+      onWarning: options.onWarning,
+    };
+    this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    this.stmt = this.prepareStatements();
+  }
+
+  /** Opens (creating when writable and absent) the store in `dataDir`. Throws StoreOpenError with advice. */
+  static open(options: RingOptions): SqliteRing {
+    const file = join(options.dataDir, STORE_FILE);
+    const readonly = options.readonly ?? false;
+    if (readonly && !existsSync(file)) {
+      throw new StoreOpenError(file, 'no store here', 'Check --data-dir / data_dir, or start the agent or an import first.');
+    }
+    if (!readonly) mkdirSync(options.dataDir, { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(file, { readonly, fileMustExist: readonly });
+    } catch (err) {
+      throw new StoreOpenError(file, `cannot open (${(err as Error).message})`, 'Check the path and its permissions.', { cause: err });
+    }
+    try {
+      // Read before any write so a file that is not ours is never modified.
+      const objects = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type='table'").get() as { n: number };
+      const hasMeta = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type='table' AND name='meta'").get() as { n: number }).n === 1;
+      if (objects.n > 0 && !hasMeta) {
+        throw new StoreOpenError(file, 'is an SQLite database but not a sluice store', 'Point --data-dir at a sluice data directory, or move this file away.');
+      }
+      db.pragma('busy_timeout = 10000');
+      if (!readonly) {
+        const check = db.pragma('quick_check', { simple: true }) as string;
+        if (check !== 'ok') throw new Error(`integrity check failed: ${check}`);
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        db.exec(SCHEMA);
+        const insertMeta = db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)');
+        insertMeta.run('format', String(STORE_FORMAT));
+        insertMeta.run('created_ms', String(Date.now()));
+      }
+      if (objects.n > 0 || !readonly) {
+        const format = db.prepare("SELECT value FROM meta WHERE key='format'").get() as { value: string } | undefined;
+        if (format && Number(format.value) > STORE_FORMAT) {
+          throw new StoreOpenError(file, `store format ${format.value} is newer than this sluice understands (${STORE_FORMAT})`, 'Run a newer sluice on it.');
+        }
+      }
+      const ring = new SqliteRing(db, file, options);
+      if (!readonly) ring.applyWalBudget();
+      return ring;
+    } catch (err) {
+      db.close();
+      if (err instanceof StoreOpenError) throw err;
+      throw new StoreOpenError(
+        file,
+        `cannot be read: ${(err as Error).message}`,
+        'The file is damaged or not a sluice store. Nothing was changed: move it (and any -wal/-shm files beside it) away and restore a backup, or start an empty store.',
+        { cause: err },
+      );
+    }
+  }
+
+  private prepareStatements() {
+    const db = this.db;
+    const ro = this.readonly;
+    return {
+      seriesByKey: db.prepare('SELECT id FROM series WHERE key = ?').pluck(),
+      insertSeries: ro ? undefined : db.prepare('INSERT INTO series(key, measurement) VALUES (?, ?)'),
+      insertChunk: ro
+        ? undefined
+        : db.prepare('INSERT INTO chunks(series_id, min_us, max_us, rows, vals, level, data) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      oldestChunks: db.prepare('SELECT id, series_id, rows, vals FROM chunks ORDER BY max_us, id LIMIT ?'),
+      deleteChunk: ro ? undefined : db.prepare('DELETE FROM chunks WHERE id = ?'),
+      addDrop: ro
+        ? undefined
+        : db.prepare(
+            'INSERT INTO drops(reason, points, vals) VALUES (?, ?, ?) ON CONFLICT(reason) DO UPDATE SET points = points + excluded.points, vals = vals + excluded.vals',
+          ),
+      pageCount: db.prepare('PRAGMA page_count').pluck(),
+      freelistCount: db.prepare('PRAGMA freelist_count').pluck(),
+    };
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /**
+   * Queues points for the next group commit. Resolves when they are durable; rejects with
+   * StoreFullError if `drop_newest` refused them, or StoreClosedError if the store closed first.
+   */
+  write(points: readonly Point[]): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    if (points.length === 0) return Promise.resolve();
+    for (const p of points) this.addPending(p);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, points: points.length }));
+    if (this.pendingValues >= this.opts.maxPendingValues) this.scheduleCommit(0);
+    else this.scheduleCommit(this.opts.commitIntervalMs);
+    return done;
+  }
+
+  private addPending(p: Point): void {
+    const key = makeSeriesKey(p.measurement, p.tags);
+    let builder = this.pending.get(key);
+    if (!builder) {
+      builder = new SeriesBuilder();
+      this.pending.set(key, builder);
+    }
+    const before = builder.values;
+    builder.add(p.timeUs, p.fields);
+    this.pendingValues += builder.values - before;
+  }
+
+  private scheduleCommit(delayMs: number): void {
+    if (this.commitTimer && delayMs > 0) return;
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = setTimeout(() => {
+      this.commitTimer = undefined;
+      this.commit();
+    }, delayMs);
+  }
+
+  /** Commits every pending point now (one transaction) and settles their writers. */
+  commit(): void {
+    if (this.commitTimer) {
+      clearTimeout(this.commitTimer);
+      this.commitTimer = undefined;
+    }
+    const waiters = this.waiters;
+    const pending = this.pending;
+    if (waiters.length === 0 && pending.size === 0) return;
+    this.waiters = [];
+    this.pending = new Map();
+    this.pendingValues = 0;
+    const points = waiters.reduce((n, w) => n + w.points, 0);
+    try {
+      const inserts: { key: string; group: RowGroup; level: number }[] = [];
+      for (const [key, builder] of pending) inserts.push({ key, group: builder.build(), level: 0 });
+      this.writeGroups(inserts, points);
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      for (const w of waiters) w.reject(err as Error);
+    }
+  }
+
+  /**
+   * Writes groups in one transaction, making room first as `when_full` says. `points` is what the
+   * caller counts as points for a drop_newest refusal.
+   */
+  writeGroups(entries: readonly { key: string; group: RowGroup; level: number }[], points?: number): void {
+    const inserts: { seriesKey: string; insert: ChunkInsert; bytes: Uint8Array }[] = [];
+    let bytes = 0;
+    let values = 0;
+    let rows = 0;
+    for (const { key, group, level } of entries) {
+      for (let start = 0; start < group.timesUs.length; start += this.opts.maxChunkRows) {
+        const part = sliceGroup(group, start, start + this.opts.maxChunkRows);
+        const encoded = encodeChunk(part);
+        bytes += encoded.length + 48; // row header, rowid and index entries
+        values += groupValueCount(part);
+        rows += part.timesUs.length;
+        inserts.push({ seriesKey: key, insert: { seriesId: 0, group: part, level }, bytes: encoded });
+      }
+    }
+    const tx = this.db.transaction(() => {
+      if (!this.makeRoom(bytes)) throw new StoreFullError(points ?? rows);
+      for (const item of inserts) {
+        const seriesId = this.seriesId(item.seriesKey);
+        const g = item.insert.group;
+        this.stmt.insertChunk!.run(
+          seriesId,
+          g.timesUs[0],
+          g.timesUs[g.timesUs.length - 1],
+          g.timesUs.length,
+          groupValueCount(g),
+          item.insert.level,
+          item.bytes,
+        );
+      }
+    });
+    try {
+      tx();
+    } catch (err) {
+      // The transaction rolled back; the refusal is counted on its own.
+      if (err instanceof StoreFullError) this.stmt.addDrop!.run('dropped_newest', points ?? rows, values);
+      throw err;
+    }
+    this.checkpointIfLarge();
+  }
+
+  private seriesId(key: string): number {
+    let id = this.seriesIds.get(key);
+    if (id !== undefined) return id;
+    id = this.stmt.seriesByKey.get(key) as number | undefined;
+    if (id === undefined) {
+      const measurement = measurementOf(key);
+      id = Number(this.stmt.insertSeries!.run(key, measurement).lastInsertRowid);
+    }
+    this.seriesIds.set(key, id);
+    return id;
+  }
+
+  // ------------------------------------------------------------- capacity
+
+  /** Bytes the WAL may take: checkpoints keep it there, so the cap reserves it. */
+  private walBudgetBytes(): number {
+    return Math.min(8 * 1024 * 1024, Math.max(256 * 1024, Math.floor(this.opts.maxBytes / 16)));
+  }
+
+  private applyWalBudget(): void {
+    const pages = Math.max(16, Math.floor(this.walBudgetBytes() / this.pageSize / 2));
+    this.db.pragma(`wal_autocheckpoint = ${pages}`);
+    this.db.pragma(`journal_size_limit = ${this.walBudgetBytes()}`);
+  }
+
+  /** Bytes the database file may hold: the cap less the WAL's and the shared-memory file's share. */
+  private dataBudgetBytes(): number {
+    return this.opts.maxBytes - this.walBudgetBytes() - 64 * 1024;
+  }
+
+  private usedBytes(): number {
+    return ((this.stmt.pageCount.get() as number) - (this.stmt.freelistCount.get() as number)) * this.pageSize;
+  }
+
+  /**
+   * Inside a write transaction: ensure `incomingBytes` fit under the cap, evicting the oldest chunks
+   * when the policy allows. Returns false when the policy is to refuse new data.
+   */
+  private makeRoom(incomingBytes: number): boolean {
+    const budget = this.dataBudgetBytes();
+    // B-tree pages are rarely full; a factor keeps the estimate on the safe side of the cap.
+    const needed = Math.ceil(incomingBytes * 1.25) + 2 * this.pageSize;
+    if (this.usedBytes() + needed <= budget) return true;
+    if (this.opts.whenFull === 'drop_newest') return false;
+    const reason: DropReason = 'dropped_oldest';
+    // Free a little more than needed so eviction runs in batches, not on every commit.
+    const target = budget - needed - Math.floor(budget / 50);
+    while (this.usedBytes() > target) {
+      const victims = this.stmt.oldestChunks.all(64) as { id: number; series_id: number; rows: number; vals: number }[];
+      if (victims.length === 0) break;
+      let points = 0;
+      let values = 0;
+      for (const v of victims) {
+        this.stmt.deleteChunk!.run(v.id);
+        points += v.rows;
+        values += v.vals;
+        if (this.usedBytes() <= target) break;
+      }
+      this.stmt.addDrop!.run(reason, points, values);
+    }
+    return this.usedBytes() + needed <= budget || this.usedBytes() === 0;
+  }
+
+  private checkpointIfLarge(): void {
+    const wal = fileSize(this.file + '-wal');
+    if (wal > this.walBudgetBytes()) {
+      try {
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        // A reader holding an old snapshot blocks truncation; the next commit tries again.
+      }
+    }
+  }
+
+  // ------------------------------------------------------------- compaction
+
+  /**
+   * Merges level-0 chunks into level-1 chunks. Chunks are only merged with chunks that every output
+   * has treated alike (all sent or all unsent), and never while leased, so delivery state survives.
+   * Returns the number of series compacted.
+   */
+  compact(options: { force?: boolean } = {}): number {
+    if (this.readonly) return 0;
+    const minL0 = options.force ? 2 : COMPACT_MIN_L0;
+    const candidates = this.db
+      .prepare('SELECT series_id AS id, count(*) AS n, sum(rows) AS r FROM chunks WHERE level = 0 GROUP BY series_id HAVING n >= ? OR r >= ?')
+      .all(minL0, this.opts.maxChunkRows) as { id: number; n: number; r: number }[];
+    if (candidates.length === 0) return 0;
+    const cursors = this.loadCursors();
+    const leased = new Set<number>();
+    for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
+    const selectChunks = this.db.prepare('SELECT id, level, rows, data FROM chunks WHERE series_id = ? AND (level = 0 OR id = (SELECT max(id) FROM chunks WHERE series_id = ? AND level = 1)) ORDER BY id');
+    let compacted = 0;
+    for (const cand of candidates) {
+      const tx = this.db.transaction(() => {
+        const chunks = selectChunks.all(cand.id, cand.id) as { id: number; level: number; rows: number; data: Uint8Array }[];
+        // Runs of consecutive chunks with the same delivery signature can merge.
+        const runs: (typeof chunks)[] = [];
+        let lastSig = '';
+        for (const c of chunks) {
+          if (leased.has(c.id)) {
+            lastSig = '';
+            runs.push([]);
+            continue;
+          }
+          if (c.level === 1 && c.rows >= this.opts.maxChunkRows) continue;
+          const sig = cursors.map((cur) => (containsId(cur.ranges, c.id) ? '1' : '0')).join('');
+          if (runs.length === 0 || sig !== lastSig) runs.push([]);
+          runs[runs.length - 1].push(c);
+          lastSig = sig;
+        }
+        let did = false;
+        for (const run of runs) {
+          if (run.length < 2) continue;
+          const builder = new SeriesBuilder();
+          for (const c of run) builder.addGroup(decodeChunk(c.data));
+          const merged = builder.build();
+          for (const c of run) this.stmt.deleteChunk!.run(c.id);
+          const sentBy = cursors.filter((cur) => containsId(cur.ranges, run[0].id));
+          const newIds: number[] = [];
+          for (let start = 0; start < merged.timesUs.length; start += this.opts.maxChunkRows) {
+            const part = sliceGroup(merged, start, start + this.opts.maxChunkRows);
+            const info = this.stmt.insertChunk!.run(
+              cand.id,
+              part.timesUs[0],
+              part.timesUs[part.timesUs.length - 1],
+              part.timesUs.length,
+              groupValueCount(part),
+              1,
+              encodeChunk(part),
+            );
+            newIds.push(Number(info.lastInsertRowid));
+          }
+          for (const cur of sentBy) {
+            cur.ranges = addIds(cur.ranges, newIds);
+            this.db.prepare('UPDATE cursors SET ranges = ? WHERE output = ?').run(JSON.stringify(cur.ranges), cur.output);
+          }
+          did = true;
+        }
+        if (did) compacted++;
+      });
+      tx();
+    }
+    this.checkpointIfLarge();
+    return compacted;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Series matching the filter, in creation order. */
+  listSeries(measurement?: string): { id: number; key: string; measurement: string }[] {
+    const rows = measurement === undefined
+      ? this.db.prepare('SELECT id, key, measurement FROM series ORDER BY id').all()
+      : this.db.prepare('SELECT id, key, measurement FROM series WHERE measurement = ? ORDER BY id').all(measurement);
+    return rows as { id: number; key: string; measurement: string }[];
+  }
+
+  /**
+   * Yields each matching series' rows in time order, as groups of at most a few chunks: overlapping
+   * chunks (late or re-imported data) are merged, the later write winning for the same time and field.
+   */
+  *scan(filter: ScanFilter = {}): Generator<SeriesGroup> {
+    const fromUs = filter.fromUs ?? -Number.MAX_SAFE_INTEGER;
+    const toUs = filter.toUs ?? Number.MAX_SAFE_INTEGER;
+    const chunksOf = this.db.prepare(
+      'SELECT id, min_us, max_us, data FROM chunks WHERE series_id = ? AND max_us >= ? AND min_us < ? ORDER BY min_us, id',
+    );
+    for (const s of this.listSeries(filter.measurement)) {
+      const rows = chunksOf.iterate(s.id, fromUs, toUs) as IterableIterator<{ id: number; min_us: number; max_us: number; data: Uint8Array }>;
+      let cluster: { id: number; data: Uint8Array }[] = [];
+      let clusterMax = -Infinity;
+      const emit = (): SeriesGroup | undefined => {
+        if (cluster.length === 0) return undefined;
+        let group: RowGroup;
+        if (cluster.length === 1) group = decodeChunk(cluster[0].data, filter.fields);
+        else {
+          const builder = new SeriesBuilder();
+          for (const c of cluster.sort((a, b) => a.id - b.id)) builder.addGroup(decodeChunk(c.data, filter.fields));
+          group = builder.build();
+        }
+        group = clipGroup(group, fromUs, toUs);
+        cluster = [];
+        if (group.timesUs.length === 0 || group.columns.length === 0) return undefined;
+        return { seriesId: s.id, key: s.key, measurement: s.measurement, group };
+      };
+      for (const row of rows) {
+        if (cluster.length > 0 && row.min_us > clusterMax) {
+          const out = emit();
+          if (out) yield out;
+        }
+        if (cluster.length === 0) clusterMax = -Infinity;
+        cluster.push({ id: row.id, data: row.data });
+        clusterMax = Math.max(clusterMax, row.max_us);
+      }
+      const out = emit();
+      if (out) yield out;
+    }
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  /** Makes sure an output has a cursor; a new output starts with everything in the store unsent. */
+  registerOutput(output: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO cursors(output) VALUES (?)').run(output);
+    if (!this.leased.has(output)) this.leased.set(output, new Set());
+  }
+
+  private loadCursors(): { output: string; ranges: IdRange[] }[] {
+    return (this.db.prepare('SELECT output, ranges FROM cursors ORDER BY output').all() as { output: string; ranges: string }[]).map(
+      (r) => ({ output: r.output, ranges: JSON.parse(r.ranges) as IdRange[] }),
+    );
+  }
+
+  private rangesOf(output: string): IdRange[] {
+    const row = this.db.prepare('SELECT ranges FROM cursors WHERE output = ?').get(output) as { ranges: string } | undefined;
+    if (!row) throw new Error(`unknown output ${output}`);
+    return JSON.parse(row.ranges) as IdRange[];
+  }
+
+  /**
+   * Leases unsent chunks to an output: `oldest` first (backfill) or `newest` first (live). Leased
+   * chunks are not offered again until released. At least one chunk is leased if any is available,
+   * even if it alone exceeds `maxPoints`.
+   */
+  lease(output: string, opts: { maxPoints: number; order: 'oldest' | 'newest'; minId?: number }): Lease | null {
+    const leased = this.leased.get(output) ?? new Set<number>();
+    this.leased.set(output, leased);
+    const where = outsideRangesSql('c.id', this.rangesOf(output));
+    const rows = this.db
+      .prepare(
+        `SELECT c.id, c.rows, c.vals, c.min_us, c.data, s.key FROM chunks c JOIN series s ON s.id = c.series_id
+         WHERE ${where.sql} AND c.id >= ? ORDER BY c.id ${opts.order === 'oldest' ? 'ASC' : 'DESC'}`,
+      )
+      .iterate(...where.params, opts.minId ?? 0) as IterableIterator<{ id: number; rows: number; vals: number; min_us: number; data: Uint8Array; key: string }>;
+    const lease: Lease = { output, chunks: [], points: 0, values: 0, minUs: Infinity };
+    for (const row of rows) {
+      if (leased.has(row.id)) continue;
+      if (lease.chunks.length > 0 && lease.points + row.rows > opts.maxPoints) break;
+      lease.chunks.push({ chunkId: row.id, seriesKey: row.key, group: decodeChunk(row.data) });
+      lease.points += row.rows;
+      lease.values += row.vals;
+      lease.minUs = Math.min(lease.minUs, row.min_us);
+      leased.add(row.id);
+    }
+    if (opts.order === 'newest') lease.chunks.reverse();
+    return lease.chunks.length > 0 ? lease : null;
+  }
+
+  /**
+   * Records a lease as delivered: its chunks never go to this output again. `rejectedPoints` of them
+   * were refused by the upstream for good (counted, not retried).
+   */
+  settle(lease: Lease, result: { rejectedPoints?: number; nowMs?: number } = {}): void {
+    const rejected = result.rejectedPoints ?? 0;
+    const tx = this.db.transaction(() => {
+      const ranges = addIds(this.rangesOf(lease.output), lease.chunks.map((c) => c.chunkId));
+      this.db
+        .prepare('UPDATE cursors SET ranges = ?, sent_points = sent_points + ?, rejected_points = rejected_points + ?, last_success_ms = ? WHERE output = ?')
+        .run(JSON.stringify(this.compressRanges(ranges)), lease.points - rejected, rejected, result.nowMs ?? Date.now(), lease.output);
+    });
+    tx();
+    this.release(lease);
+  }
+
+  /** Gives a lease back undelivered: its chunks will be offered again. */
+  release(lease: Lease): void {
+    const leased = this.leased.get(lease.output);
+    if (leased) for (const c of lease.chunks) leased.delete(c.chunkId);
+  }
+
+  /** Joins ranges separated only by ids that no longer exist, so cursors stay a handful of ranges. */
+  private compressRanges(ranges: IdRange[]): IdRange[] {
+    if (ranges.length < 2) return ranges;
+    const anyBetween = this.db.prepare('SELECT 1 FROM chunks WHERE id > ? AND id < ? LIMIT 1').pluck();
+    const out: IdRange[] = [ranges[0]];
+    for (let i = 1; i < ranges.length; i++) {
+      const prev = out[out.length - 1];
+      if (anyBetween.get(prev[1], ranges[i][0]) === undefined) prev[1] = ranges[i][1];
+      else out.push(ranges[i]);
+    }
+    return out;
+  }
+
+  /** Id of the newest chunk, so an output can tell live chunks (written later) from its backlog. */
+  lastChunkId(): number {
+    return (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").pluck().get() as number | undefined) ?? 0;
+  }
+
+  outputStatus(output: string): OutputStatus {
+    const row = this.db.prepare('SELECT ranges, sent_points, rejected_points, last_success_ms FROM cursors WHERE output = ?').get(output) as
+      | { ranges: string; sent_points: number; rejected_points: number; last_success_ms: number | null }
+      | undefined;
+    if (!row) return { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0 };
+    const where = outsideRangesSql('id', JSON.parse(row.ranges) as IdRange[]);
+    const backlog = this.db
+      .prepare(`SELECT coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest FROM chunks WHERE ${where.sql}`)
+      .get(...where.params) as { points: number; vals: number; oldest: number | null };
+    return {
+      backlog_points: backlog.points,
+      backlog_values: backlog.vals,
+      oldest_unsent_ms: backlog.oldest === null ? null : Math.floor(backlog.oldest / 1000),
+      last_success_ms: row.last_success_ms,
+      sent_points: row.sent_points,
+      rejected_points: row.rejected_points,
+    };
+  }
+
+  // ---------------------------------------------------------------- status
+
+  status(): StoreStatus {
+    const totals = this.db
+      .prepare('SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks')
+      .get() as { chunks: number; points: number; vals: number; oldest: number | null; newest: number | null };
+    const series = this.db.prepare('SELECT count(*) FROM series').pluck().get() as number;
+    const dropped: Record<string, number> = {};
+    const droppedValues: Record<string, number> = {};
+    for (const d of this.db.prepare('SELECT reason, points, vals FROM drops ORDER BY reason').all() as { reason: string; points: number; vals: number }[]) {
+      dropped[d.reason] = d.points;
+      droppedValues[d.reason] = d.vals;
+    }
+    const outputs: Record<string, OutputStatus> = {};
+    for (const { output } of this.db.prepare('SELECT output FROM cursors ORDER BY output').all() as { output: string }[]) {
+      outputs[output] = this.outputStatus(output);
+    }
+    return {
+      points: totals.points,
+      values: totals.vals,
+      series,
+      chunks: totals.chunks,
+      store_bytes: this.storeBytes(),
+      capacity_bytes: this.opts.maxBytes,
+      used_bytes: this.usedBytes(),
+      oldest_ms: totals.oldest === null ? null : Math.floor(totals.oldest / 1000),
+      newest_ms: totals.newest === null ? null : Math.floor(totals.newest / 1000),
+      when_full: this.opts.whenFull,
+      dropped,
+      dropped_values: droppedValues,
+      outputs,
+    };
+  }
+
+  /** Database, WAL and shared-memory files as they are on disk. */
+  storeBytes(): number {
+    return fileSize(this.file) + fileSize(this.file + '-wal') + fileSize(this.file + '-shm');
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Commits what is pending, checkpoints, and closes. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    if (!this.readonly) {
+      this.commit();
+      try {
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        // Another process is reading; its own close or the next open will checkpoint.
+      }
+    }
+    this.closed = true;
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    for (const w of this.waiters) w.reject(new StoreClosedError());
+    this.waiters = [];
+    this.db.close();
+  }
+
+  /** For the bulk importer and rollups: run `fn` in one write transaction. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The measurement part of a series key: up to the first unescaped comma. */
+export function measurementOf(key: string): string {
+  let out = '';
+  for (let i = 0; i < key.length; i++) {
+    const c = key[i];
+    if (c === '\\' && i + 1 < key.length) {
+      out += key[i + 1];
+      i++;
+    } else if (c === ',') break;
+    else out += c;
+  }
+  return out;
+}
+
+/** Rows with fromUs ≤ time < toUs. */
+export function clipGroup(group: RowGroup, fromUs: number, toUs: number): RowGroup {
+  const t = group.timesUs;
+  if (t.length === 0 || (t[0] >= fromUs && t[t.length - 1] < toUs)) return group;
+  let start = 0;
+  while (start < t.length && t[start] < fromUs) start++;
+  let end = start;
+  while (end < t.length && t[end] < toUs) end++;
+  return sliceGroup(group, start, end);
+}
