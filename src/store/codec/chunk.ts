@@ -74,6 +74,9 @@ const TYPE_MASK = 0x07;
 const HAS_PRESENCE = 0x80;
 const CRC_BYTES = 4;
 
+const scratchF64 = new Float64Array(1);
+const scratchBytes = new Uint8Array(scratchF64.buffer);
+
 const TYPE_CODES: Record<FieldType, number> = { float: 0, integer: 1, unsigned: 2, boolean: 3, string: 4 };
 const TYPES: readonly FieldType[] = ['float', 'integer', 'unsigned', 'boolean', 'string'];
 
@@ -95,10 +98,14 @@ export interface ChunkInfo {
 
 // --- encoding ------------------------------------------------------------------------------------
 
-/** Growable byte buffer for the byte-aligned outer structure. */
+/** Growable byte buffer for the byte-aligned outer structure; one instance, reset per chunk. */
 class ByteWriter {
-  private buf = new Uint8Array(4096);
+  private buf = new Uint8Array(1 << 16);
   private pos = 0;
+
+  reset(): void {
+    this.pos = 0;
+  }
 
   u8(value: number): void {
     this.ensure(1);
@@ -117,8 +124,8 @@ class ByteWriter {
 
   f64(value: number): void {
     this.ensure(8);
-    new DataView(this.buf.buffer, this.buf.byteOffset).setFloat64(this.pos, value, true);
-    this.pos += 8;
+    scratchF64[0] = value;
+    this.bytes(scratchBytes);
   }
 
   bytes(data: Uint8Array): void {
@@ -127,13 +134,20 @@ class ByteWriter {
     this.pos += data.length;
   }
 
+  copy(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+
   /** Appends the CRC-32 of everything so far and returns a copy of the bytes. */
   finishWithCrc(): Uint8Array {
     const crc = crc32(this.buf.subarray(0, this.pos));
     this.ensure(CRC_BYTES);
-    new DataView(this.buf.buffer).setUint32(this.pos, crc, true);
-    this.pos += CRC_BYTES;
-    return this.buf.slice(0, this.pos);
+    const b = this.buf;
+    b[this.pos++] = crc;
+    b[this.pos++] = crc >>> 8;
+    b[this.pos++] = crc >>> 16;
+    b[this.pos++] = crc >>> 24;
+    return b.slice(0, this.pos);
   }
 
   private ensure(extra: number): void {
@@ -146,8 +160,29 @@ class ByteWriter {
   }
 }
 
-// One bit writer, reused for every section: encoding is synchronous, so it is never shared.
+// One writer of each kind, reused for every chunk: encoding is synchronous, so they are never shared.
+const out = new ByteWriter();
 const bodyWriter = new BitWriter(1 << 16);
+
+// Field names repeat in every chunk of a series; their encoded form is cached (bounded).
+const MAX_CACHED_NAMES = 4096;
+const nameCache = new Map<string, Uint8Array>();
+
+/** The name's stored form: varint tag (byte length * 2 + isUtf16) then the bytes. */
+function encodedName(name: string): Uint8Array {
+  let encoded = nameCache.get(name);
+  if (encoded === undefined) {
+    const utf16 = !isWellFormed(name);
+    const bytes = textToBytes(name, utf16);
+    const tag = new ByteWriter();
+    tag.varint(bytes.length * 2 + (utf16 ? 1 : 0));
+    tag.bytes(bytes);
+    encoded = tag.copy();
+    if (nameCache.size >= MAX_CACHED_NAMES) nameCache.clear();
+    nameCache.set(name, encoded);
+  }
+  return encoded;
+}
 
 /**
  * Encodes one row group. Throws RangeError when the group breaks the RowGroup contract (value
@@ -158,7 +193,7 @@ export function encodeChunk(group: RowGroup): Uint8Array {
   const { timesUs, columns } = group;
   const rows = timesUs.length;
   if (rows > MAX_ROWS) throw new RangeError(`chunk of ${rows} rows exceeds the limit of ${MAX_ROWS}`);
-  const out = new ByteWriter();
+  out.reset();
   out.u8(CHUNK_FORMAT_VERSION);
   const compact = isCompactTimes(timesUs);
   const firstUs = rows > 0 ? timesUs[0] : 0;
@@ -193,10 +228,7 @@ export function encodeChunk(group: RowGroup): Uint8Array {
     if (typeCode === undefined) throw new RangeError(`column ${column.name}: unknown type ${String(column.type)}`);
     const count = column.values.length;
     const present = presenceOf(column, rows, count);
-    const utf16Name = !isWellFormed(column.name);
-    const nameBytes = textToBytes(column.name, utf16Name);
-    out.varint(nameBytes.length * 2 + (utf16Name ? 1 : 0));
-    out.bytes(nameBytes);
+    out.bytes(encodedName(column.name));
     out.u8(typeCode | (present === null ? 0 : HAS_PRESENCE));
     out.varint(count);
     bodyWriter.reset();
