@@ -15,7 +15,7 @@ await build({
   format: 'esm',
   packages: 'external',
   sourcemap: 'linked',
-  loader: { '.yaml': 'text' },
+  loader: { '.yaml': 'text', '.html': 'text' },
   define: { SLUICE_VERSION: JSON.stringify(process.env.SLUICE_VERSION ?? pkg.version) },
   logLevel: 'warning',
 });

@@ -2,14 +2,17 @@
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import {
   ComponentType,
+  Duration,
   IntegerEnum,
   InsecureSkipVerify,
   JsonPayload,
   Measurement,
   NonEmpty,
   StringEnum,
+  TIME_PRECISIONS,
   Tags,
   defineComponent,
+  derived,
   unset,
   withDefault,
 } from '../../src/config/kit.js';
@@ -25,6 +28,22 @@ export const MqttTlsSchema = Type.Object(
   },
   { additionalProperties: false, description: 'TLS settings for mqtts:// and wss:// urls.' },
 );
+
+export const MqttInfluxSchema = Type.Object(
+  {
+    precision: withDefault(
+      StringEnum(TIME_PRECISIONS, { description: 'Unit of the timestamps in the lines (as the InfluxDB write API precision). Lines without one get the time of receipt.' }),
+      'ns',
+    ),
+  },
+  { additionalProperties: false, description: 'Settings for format: influx.' },
+);
+
+/** The in-flight window when max_inflight is not written: mosquitto's max_inflight_messages default for 3.1.1, the protocol's maximum for 5. */
+export const DEFAULT_MAX_INFLIGHT = { 4: 20, 5: 65535 } as const;
+
+/** Longest MQTT 5 session expiry interval: a four-byte count of seconds. */
+const MAX_SESSION_EXPIRY_MS = 0xffff_ffff * 1000;
 
 export const MqttInputSchema = Type.Object(
   {
@@ -51,6 +70,21 @@ export const MqttInputSchema = Type.Object(
       description: 'Payload format: json (an object, see json), influx (line protocol), value (one number or boolean, stored as field "value").',
     }),
     qos: withDefault(IntegerEnum([0, 1, 2] as const, { description: 'Subscription QoS. With 1 and 2 a message is acknowledged only after its points are committed.' }), 1),
+    max_inflight: derived(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description:
+          'QoS 1/2 messages the broker sends before it waits for acknowledgements. MQTT 5: sluice asks the broker for this window (Receive Maximum). MQTT 3.1.1: the broker decides; set this to its limit (mosquitto max_inflight_messages, default 20). When this many messages wait for their group commit, sluice commits at once rather than at agent.commit_interval, so the window never throttles ingest. Default: 20 with protocol_version 4; 65535 (the most MQTT allows) with 5, so commits follow agent.commit_interval.',
+      }),
+    ),
+    session_expiry: withDefault(
+      Duration({
+        description:
+          'MQTT 5: how long the broker keeps the session (subscriptions and undelivered QoS 1/2 messages) after sluice disconnects. With 3.1.1 sessions last until the broker expires them (mosquitto persistent_client_expiration).',
+      }),
+      '7d',
+    ),
     client_id: Type.Optional(NonEmpty('MQTT client id; keep it stable for persistent sessions. Default: sluice-<agent.id>-<input id>.')),
     username: Type.Optional(NonEmpty('User name.')),
     password: Type.Optional(NonEmpty('Password (prefer password_file or ${VAR}).')),
@@ -58,6 +92,7 @@ export const MqttInputSchema = Type.Object(
     protocol_version: withDefault(IntegerEnum([4, 5] as const, { description: 'MQTT protocol: 4 = 3.1.1 (any broker), 5 = MQTT 5.' }), 4),
     tls: Type.Optional(MqttTlsSchema),
     json: Type.Optional(JsonPayload()),
+    influx: Type.Optional(MqttInfluxSchema),
     measurement: Measurement(),
     tags: Tags('Tags added to every point of this input.'),
   },
@@ -147,5 +182,14 @@ export const mqttInput = defineComponent({
       }
     }
     if (cfg.json !== undefined && cfg.format !== 'json') ctx.error(['json'], `json settings apply only to format: json (format is ${cfg.format})`, 'key');
+    if (cfg.influx !== undefined && cfg.format !== 'influx') ctx.error(['influx'], `influx settings apply only to format: influx (format is ${cfg.format})`, 'key');
+    if (cfg.format === 'influx' && !unset(ctx.raw.measurement)) {
+      ctx.error(['measurement'], 'format influx takes the measurement from each line; remove measurement', 'key');
+    }
+    if (unset(cfg.max_inflight)) cfg.max_inflight = DEFAULT_MAX_INFLIGHT[cfg.protocol_version];
+    if (!unset(ctx.raw.session_expiry) && cfg.protocol_version !== 5) {
+      ctx.error(['session_expiry'], 'session_expiry applies to MQTT 5 (protocol_version: 5); with 3.1.1 the broker decides how long a session lasts', 'key');
+    }
+    if (cfg.session_expiry > MAX_SESSION_EXPIRY_MS) ctx.error(['session_expiry'], 'session_expiry is at most 4294967295s (about 136 years)');
   },
 });

@@ -7,6 +7,7 @@ import {
   Measurement,
   NonEmpty,
   StringEnum,
+  TIME_PRECISIONS,
   Tags,
   defineComponent,
   unset,
@@ -43,6 +44,16 @@ export const SerialRegexSchema = Type.Object(
   { additionalProperties: false, description: 'Settings for format: regex.' },
 );
 
+export const SerialInfluxSchema = Type.Object(
+  {
+    precision: withDefault(
+      StringEnum(TIME_PRECISIONS, { description: 'Unit of the timestamps in the lines (as the InfluxDB write API precision). Lines without one get the time of receipt.' }),
+      'ns',
+    ),
+  },
+  { additionalProperties: false, description: 'Settings for format: influx.' },
+);
+
 export const SerialInputSchema = Type.Object(
   {
     type: ComponentType('serial', 'A sensor that writes lines of text to a serial port.'),
@@ -51,16 +62,22 @@ export const SerialInputSchema = Type.Object(
     parity: withDefault(StringEnum(['none', 'even', 'odd'] as const, { description: 'Serial parity.' }), 'none'),
     data_bits: withDefault(IntegerEnum([5, 6, 7, 8] as const, { description: 'Data bits per character.' }), 8),
     stop_bits: withDefault(IntegerEnum([1, 2] as const, { description: 'Stop bits.' }), 1),
-    delimiter: withDefault(NonEmpty('End of a line (use double quotes for escapes: "\\r\\n").'), '\n'),
+    delimiter: withDefault(
+      NonEmpty('End of a line (use double quotes for escapes: "\\r\\n"). CR and LF at either end of a line are removed, so "\\n" also reads CRLF devices.', {
+        maxLength: 16,
+      }),
+      '\n',
+    ),
     max_line_length: withDefault(
-      Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'Longest line in bytes; a longer one is discarded (counted as garbage) up to the next delimiter.' }),
+      Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'Longest line in bytes, without its delimiter; a longer one is discarded up to the next delimiter and counted (too_long).' }),
       4096,
     ),
     format: StringEnum(SERIAL_FORMATS, {
-      description: 'How a line decodes: csv (see csv), json (one object per line, see json), influx (line protocol), regex (see regex).',
+      description: 'How a line decodes: csv (see csv), json (one object per line, see json), influx (line protocol, see influx), regex (see regex).',
     }),
     csv: Type.Optional(SerialCsvSchema),
     json: Type.Optional(JsonPayload()),
+    influx: Type.Optional(SerialInfluxSchema),
     regex: Type.Optional(SerialRegexSchema),
     measurement: Measurement(),
     tags: Tags('Tags added to every point of this input.'),
@@ -80,8 +97,15 @@ export const serialInput = defineComponent({
   type: 'serial',
   schema: SerialInputSchema,
   finish(cfg, ctx) {
+    if (cfg.format === 'influx' && !unset(ctx.raw.measurement)) {
+      ctx.error(['measurement'], 'format influx takes the measurement from each line; remove measurement', 'key');
+    }
     if (unset(cfg.measurement)) cfg.measurement = ctx.id;
-    for (const block of ['csv', 'json', 'regex'] as const) {
+    // A single-quoted '\r\n' reaches us as backslash, r, backslash, n: never what a device sends.
+    if (/\\[rnt0]/.test(cfg.delimiter)) {
+      ctx.error(['delimiter'], `"${cfg.delimiter}" holds a backslash escape as text: write the delimiter in double quotes ("\\r\\n") so YAML turns it into control characters`);
+    }
+    for (const block of ['csv', 'json', 'influx', 'regex'] as const) {
       if (cfg[block] !== undefined && cfg.format !== block) ctx.error([block], `${block} settings apply only to format: ${block} (format is ${cfg.format})`, 'key');
     }
     if (cfg.format === 'csv') {
@@ -93,6 +117,9 @@ export const serialInput = defineComponent({
         }
         if (time_column !== undefined && time_format === undefined) ctx.error(['csv', 'time_column'], 'time_column needs time_format (rfc3339, unix, unix_ms, unix_us or unix_ns)', 'key');
         if (time_format !== undefined && time_column === undefined) ctx.error(['csv', 'time_format'], 'time_format applies only with time_column', 'key');
+        if (cfg.delimiter.includes(cfg.csv.separator)) {
+          ctx.error(['csv', 'separator'], `the separator ${JSON.stringify(cfg.csv.separator)} is part of the line delimiter ${JSON.stringify(cfg.delimiter)}`);
+        }
       }
     }
     if (cfg.format === 'regex') {

@@ -4,10 +4,20 @@ import type { Config } from '../config/index.js';
 import type { Input, Logger, Sink } from '../core/component.js';
 import type { Point } from '../core/point.js';
 import { SqliteRing, type RingOptions } from '../store/ring.js';
-import { createInput } from './registry.js';
+import { createInput, createOutput } from './registry.js';
+import { OutputSync } from '../sync/engine.js';
+import { syncSettings } from '../sync/settings.js';
+import { sourceFor } from '../sync/source.js';
+import cron, { type ScheduledTask } from 'node-cron';
+import { parseDuration } from '../config/index.js';
+import { startHttp, type HttpEndpoint } from '../http/server.js';
 
 /** How often level-0 chunks are merged into compressed level-1 chunks. */
 const COMPACT_EVERY_MS = 10_000;
+/** How often closed windows are rolled up; queries fill in newer windows from raw data meanwhile. */
+const ROLLUP_EVERY_MS = 5_000;
+/** When retention runs (node-cron): every five minutes. */
+const RETENTION_SCHEDULE = '*/5 * * * *';
 
 export interface AgentOptions {
   config: Config;
@@ -18,7 +28,11 @@ export interface AgentOptions {
 export class Agent {
   readonly ring: SqliteRing;
   readonly inputs = new Map<string, Input>();
+  readonly outputs = new Map<string, OutputSync>();
   private compactTimer: NodeJS.Timeout | undefined;
+  private rollupTimer: NodeJS.Timeout | undefined;
+  private retentionTask: ScheduledTask | undefined;
+  private http: HttpEndpoint | undefined;
   private readonly log: Logger;
 
   constructor(private readonly options: AgentOptions) {
@@ -46,12 +60,52 @@ export class Agent {
       await input.start();
       this.log.debug({ input: id }, 'input started');
     }
+    for (const [id, outputConfig] of Object.entries(config.outputs)) {
+      const log = this.log.child({ output: id, type: outputConfig.type });
+      const output = createOutput(id, outputConfig, { id, log, agentId: config.agent.id });
+      const source = sourceFor(this.ring, id, outputConfig.resolution, config.aggregate.functions);
+      const sync = new OutputSync({ id, output, source, log, settings: syncSettings(outputConfig) });
+      this.outputs.set(id, sync);
+      await sync.start();
+    }
     this.compactTimer = setInterval(() => this.compact(), COMPACT_EVERY_MS);
     this.compactTimer.unref();
+    this.rollupTimer = setInterval(() => this.rollUp(), ROLLUP_EVERY_MS);
+    this.rollupTimer.unref();
+    if (Object.keys(config.retention).length > 0) {
+      this.applyRetention();
+      this.retentionTask = cron.schedule(RETENTION_SCHEDULE, () => this.applyRetention());
+    }
+    // Last, so a health check that answers means the agent is fully up (the unit's ExecStartPost).
+    this.http = await startHttp({ config, ring: this.ring, inputs: this.inputs }, this.log.child({ component: 'http' }));
     this.log.info(
-      { data_dir: this.options.ring.dataDir, inputs: [...this.inputs.keys()], max_size: this.options.ring.maxBytes, when_full: this.options.ring.whenFull },
+      { data_dir: this.options.ring.dataDir, inputs: [...this.inputs.keys()], outputs: [...this.outputs.keys()], max_size: this.options.ring.maxBytes, when_full: this.options.ring.whenFull },
       'sluice started',
     );
+  }
+
+  /** Computes rollup windows that closed since the last pass (and late data's windows). */
+  private rollUp(): void {
+    try {
+      this.ring.rollUp();
+    } catch (err) {
+      this.log.error({ err }, 'rollup failed; will retry');
+    }
+  }
+
+  /** Deletes what each tier keeps no longer (`retention`); raw data is rolled up first. */
+  private applyRetention(): void {
+    const nowUs = Date.now() * 1000;
+    for (const [tierName, keepMs] of Object.entries(this.options.config.retention)) {
+      const tier = tierName === 'raw' ? 0 : parseDuration(tierName);
+      if (tier === null) continue;
+      try {
+        const removed = this.ring.expire(tier, nowUs - keepMs * 1000);
+        if (removed > 0) this.log.info({ tier: tierName, points: removed }, 'retention removed old data');
+      } catch (err) {
+        this.log.error({ err, tier: tierName }, 'retention failed; will retry');
+      }
+    }
   }
 
   private compact(): void {
@@ -71,12 +125,16 @@ export class Agent {
         if (hasAgentTags) for (const p of points) p.tags = { ...agentTags, ...p.tags };
         return this.ring.write(points);
       },
+      commitNow: () => this.ring.commit(),
     };
   }
 
   /** Stops inputs first (nothing new arrives), then commits and closes the ring. */
   async stop(): Promise<void> {
     if (this.compactTimer) clearInterval(this.compactTimer);
+    if (this.rollupTimer) clearInterval(this.rollupTimer);
+    await this.retentionTask?.stop();
+    await this.http?.close();
     for (const [id, input] of this.inputs) {
       try {
         await input.stop();
@@ -85,6 +143,15 @@ export class Agent {
       }
     }
     this.ring.commit();
+    // After inputs (nothing new arrives), before the ring closes: requests in flight get a grace period.
+    for (const [id, output] of this.outputs) {
+      try {
+        await output.stop();
+      } catch (err) {
+        this.log.error({ err, output: id }, 'output did not stop cleanly');
+      }
+    }
+    this.rollUp();
     this.compact();
     this.ring.close();
     this.log.info({}, 'sluice stopped');

@@ -21,7 +21,7 @@ export async function runImport(settings: StoreSettings, input: Readable, precis
   let rejected = 0;
   try {
     const writer = new BulkWriter(ring, 4096);
-    for await (const batch of readLineProtocol(input, { precision, defaultTimeUs: nowUs() })) {
+    for await (const batch of readLineProtocol(input, { precision, defaultTimeUs: nowUs(), batchSize: 1000 })) {
       writer.add(batch.points);
       points += batch.points.length;
       for (const r of batch.rejects) {
@@ -30,6 +30,8 @@ export async function runImport(settings: StoreSettings, input: Readable, precis
       progress?.update(points);
     }
     const result = writer.finish();
+    // Closed windows of the imported data are rolled up before returning, so queries answer from them.
+    ring.rollUp();
     progress?.done();
     if (rejected > MAX_LISTED_REJECTS) process.stderr.write(`… ${rejected - MAX_LISTED_REJECTS} more rejected lines not listed\n`);
     if (result.dropped > 0) process.stderr.write(`store full (when_full: drop_newest): ${result.dropped} points not stored\n`);

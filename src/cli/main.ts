@@ -9,6 +9,7 @@ import { runExport } from './export.js';
 import { runImport } from './import.js';
 import { runQuery } from './query.js';
 import { runStatus } from './status.js';
+import { runHealth } from './health.js';
 import { runAgentCommand } from './run.js';
 import { configSchemaJson } from '../config/index.js';
 import { VERSION } from '../version.js';
@@ -26,6 +27,7 @@ usage:
   sluice import  [-c FILE|--data-dir DIR] [--precision ns|us|ms|s] FILE|-
   sluice export  [-c FILE|--data-dir DIR] [--precision P] [--from T] [--to T] [--measurement M]
   sluice status  [-c FILE|--data-dir DIR] [--json]
+  sluice health  [-c FILE|--url URL] [--wait D]    ask a running agent's /healthz (exit 0 healthy, 1 not, 69 no answer)
   sluice query   [-c FILE|--data-dir DIR] --measurement M [--field F] [--from T] [--to T]
                  [--every D] [--fn mean,min,max,count,first,last,sum,stddev] [--json]
   sluice --version
@@ -85,6 +87,10 @@ export async function main(argv: string[]): Promise<number> {
       });
       return runExport(storeSettings(values.config, values['data-dir']), values);
     }
+    case 'health': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, url: { type: 'string' }, wait: { type: 'string' } });
+      return runHealth({ configFile: values.config, url: values.url, wait: values.wait });
+    }
     case 'status': {
       const { values } = parse(rest, { ...STORE_FLAGS, json: { type: 'boolean' } });
       return runStatus(storeSettings(values.config, values['data-dir']), values.json ?? false);
@@ -133,4 +139,5 @@ async function entry(): Promise<void> {
   process.exitCode = code;
 }
 
-await entry();
+// Not a top-level await: the single binary bundles this file as CommonJS (build/bin.mjs), which has none.
+void entry();

@@ -27,10 +27,14 @@ export function ringOptions(config: Config, dataDir?: string): RingOptions {
     maxBytes: config.buffer.max_size,
     whenFull: config.buffer.when_full,
     commitIntervalMs: config.agent.commit_interval,
+    rollupWindowsMs: config.aggregate.windows,
   };
 }
 
 export function storeSettings(configFile: string | undefined, dataDir: string | undefined): StoreSettings {
   const config = loadConfigOrThrow(configFile);
-  return { config, ring: ringOptions(config, dataDir) };
+  const ring = ringOptions(config, dataDir);
+  // Without -c, a command keeps the rollup windows the store already has rather than the defaults.
+  if (configFile === undefined) delete ring.rollupWindowsMs;
+  return { config, ring };
 }

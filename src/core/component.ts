@@ -6,6 +6,7 @@
 //     start failure: inputs and outputs retry on their own and report it through logs and metrics);
 //   - stop() resolves when the component has let go of every timer, socket and file handle; after it
 //     resolves the component never writes again. start() and stop() are never called concurrently.
+import type { RowGroup } from './chunk.js';
 import type { Point } from './point.js';
 
 /** Structured logger (pino's shape); drivers get one pre-tagged with their id and type. */
@@ -26,6 +27,12 @@ export interface Sink {
    * rejection and go on.
    */
   write(points: Point[]): Promise<void>;
+  /**
+   * Asks for the pending group commit now instead of at `commit_interval`. For inputs whose peer
+   * stops sending until they acknowledge (MQTT's in-flight window): without it such a peer would be
+   * throttled to one window per commit interval. Optional: sinks without it commit on their interval.
+   */
+  commitNow?(): void;
 }
 
 /** Counters a driver reports; exposed as metrics and in status. */
@@ -58,3 +65,121 @@ export interface Input {
 }
 
 export type InputFactory<C> = (config: C, context: InputContext) => Input;
+
+// ------------------------------------------------------------------------------------------ outputs
+//
+// Split as Telegraf splits them: the agent owns buffering (the ring), batching, retries, pacing and the
+// delivery cursor (src/sync); an output driver writes one batch and says, through the category of the
+// error it throws, what should happen next.
+//
+// Lifecycle of an Output:
+//   - the factory does no I/O (a peer that is down is never a start failure);
+//   - connect() runs before the first write, and again before writing resumes after an 'auth' or
+//     'fatal' pause (so a rotated token file or a created database is picked up). It may throw
+//     OutputError; it is never called concurrently with write();
+//   - write() may overlap other write() calls (the engine decides how many); it never retries or
+//     buffers by itself, and it gives up promptly when `signal` aborts (stop, or the request timeout);
+//   - close() runs once, after every write has settled; it frees sockets and pools.
+
+/** A batch for an output: rows of one or more series, each part in time order. Pure data. */
+export interface OutputBatch {
+  /** `seriesKey` is the canonical line-protocol series key (parseSeriesKey reads it back). */
+  parts: readonly { seriesKey: string; group: RowGroup }[];
+  /** Rows in the batch. A point's index is its position counting through the parts in order. */
+  points: number;
+}
+
+export interface WriteResult {
+  /**
+   * Points that will never be delivered and must not be retried: unwritable here (no field the
+   * upstream can store) or dropped by the upstream while it wrote the rest (a partial write).
+   */
+  rejectedPoints: number;
+  /** Request payload bytes before any compression, for metrics. */
+  bytes: number;
+}
+
+/**
+ * What a failed write means for the engine:
+ * - retry: transient (network, timeout, 5xx): back off exponentially with jitter, send again;
+ * - throttle: the upstream asks to slow down (429, 503): wait `retryAfterMs` when given, then send again
+ *   with less concurrency;
+ * - split: the request was too large (413): send the batch in halves;
+ * - reject: some points are refused for good; `rejected` lists their indices in the batch and the rest
+ *   was not written (the engine sends it again); no `rejected` means "unknown which" and the engine
+ *   bisects the batch to find them;
+ * - auth: credentials refused (401/403): pause, keep every point, say so loudly;
+ * - fatal: the upstream refuses our configuration (unknown database, a table of another shape): pause as
+ *   for auth until it is fixed.
+ */
+export type OutputErrorCategory = 'retry' | 'throttle' | 'split' | 'reject' | 'auth' | 'fatal';
+
+export interface OutputErrorDetails {
+  /** HTTP status (or SQLSTATE) the upstream answered with. */
+  status?: number | string;
+  /** throttle: how long the upstream asked us to wait (Retry-After). */
+  retryAfterMs?: number;
+  /** reject: indices of the refused points within the batch. */
+  rejected?: readonly number[];
+  /** retry: the request never reached the upstream (connection refused, no route, DNS): probing is free. */
+  unreached?: boolean;
+  /** retry: the request timed out. */
+  timeout?: boolean;
+}
+
+export class OutputError extends Error {
+  override readonly name = 'OutputError';
+  constructor(
+    message: string,
+    readonly category: OutputErrorCategory,
+    readonly details: OutputErrorDetails = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface OutputContext {
+  id: string;
+  log: Logger;
+  /** Agent id, for user agents and the like. */
+  agentId: string;
+}
+
+export interface Output {
+  connect(signal: AbortSignal): Promise<void>;
+  write(batch: OutputBatch, signal: AbortSignal): Promise<WriteResult>;
+  close(): Promise<void>;
+  /** Driver-specific counters (e.g. unsigned values sent as floats), exposed as metrics. */
+  counters?(): Record<string, number>;
+}
+
+/** What an output reports for metrics (`sluice_output_*`) and logs; delivery totals live in the ring's cursor. */
+export interface OutputStats {
+  /** Points delivered by this process (the cursor's sent_points counts across restarts). */
+  sentPoints: number;
+  /** Points refused for good by this process. */
+  rejectedPoints: number;
+  /** Write requests made, and their payload bytes before compression. */
+  requests: number;
+  sentBytes: number;
+  /** Requests that failed and were or will be sent again, by cause. */
+  retries: number;
+  throttles: number;
+  /** Batches split because the upstream found them too large. */
+  splits: number;
+  /** Latency of the last successful request and its moving average, in ms. */
+  lastLatencyMs: number | null;
+  latencyMs: number | null;
+  lastSuccessMs: number | null;
+  lastError: string | null;
+  lastErrorMs: number | null;
+  /** Why the output is paused ('auth', 'fatal'), or null. */
+  paused: string | null;
+  /** Requests in flight, the current concurrency limit and batch size (adaptive). */
+  inFlight: number;
+  concurrency: number;
+  batchPoints: number;
+  /** Driver counters. */
+  counters: Record<string, number>;
+}

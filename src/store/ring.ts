@@ -30,9 +30,11 @@ import { SeriesBuilder, groupValueCount, sliceGroup } from './builder.js';
 import { decodeChunk, encodeChunk } from './codec/index.js';
 import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
 import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
+import { aggregateRaw, aggregateRollup, statesToGroup, type WindowStates } from './rollup.js';
+import { mergeState } from '../core/aggregate.js';
 
 export type WhenFull = 'rollup' | 'drop_oldest' | 'drop_newest';
-export type DropReason = 'dropped_oldest' | 'dropped_newest' | 'rolled_up' | 'retention';
+export type DropReason = 'dropped_oldest' | 'dropped_newest' | 'rolled_up' | 'dropped_rollups' | 'retention';
 
 export const STORE_FILE = 'sluice.db';
 export const STORE_FORMAT = 1;
@@ -47,6 +49,8 @@ export interface RingOptions {
   maxChunkRows?: number;
   /** Points waiting for a group commit before one is forced early (bounds memory under bursts). */
   maxPendingValues?: number;
+  /** Rollup windows (aggregate.windows), shortest first, each a multiple of the one before. */
+  rollupWindowsMs?: readonly number[];
   /** Called once per condition worth a log line (the agent passes its logger). */
   onWarning?: (message: string, details?: Record<string, unknown>) => void;
 }
@@ -104,6 +108,19 @@ export interface StoreStatus {
   dropped: Record<string, number>;
   dropped_values: Record<string, number>;
   outputs: Record<string, OutputStatus>;
+  /** Per tier (`raw`, then each rollup window such as `1m`): what it holds and the time it still covers. */
+  tiers: Record<string, TierStatus>;
+  /** Seconds until the cap at the ingest rate of the last 10 minutes (null: no recent ingest, or already at the cap). */
+  runway_s: number | null;
+}
+
+export interface TierStatus {
+  /** Rows: points for raw, windows for rollups. */
+  rows: number;
+  values: number;
+  chunks: number;
+  oldest_ms: number | null;
+  newest_ms: number | null;
 }
 
 interface PendingWaiter {
@@ -116,15 +133,20 @@ interface ChunkInsert {
   seriesId: number;
   group: RowGroup;
   level: number;
+  /** 0 for raw data, else the rollup window in milliseconds. */
+  tier: number;
 }
 
 const DEFAULT_MAX_CHUNK_ROWS = 4096;
 const DEFAULT_MAX_PENDING_VALUES = 250_000;
+/** A lease stops walking after passing over this many leased or skipped chunks. */
+const LEASE_MAX_SKIPPED = 5000;
 /** A series is compacted once it has this many level-0 chunks. */
 const COMPACT_MIN_L0 = 16;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, measurement TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, measurement TEXT NOT NULL,
+  rolled_up_until_us INTEGER);
 CREATE INDEX IF NOT EXISTS series_measurement ON series(measurement);
 CREATE TABLE IF NOT EXISTS chunks(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -134,15 +156,20 @@ CREATE TABLE IF NOT EXISTS chunks(
   rows INTEGER NOT NULL,
   vals INTEGER NOT NULL,
   level INTEGER NOT NULL,
+  tier INTEGER NOT NULL DEFAULT 0,
   data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_series_time ON chunks(series_id, min_us);
+CREATE INDEX IF NOT EXISTS chunks_series_time ON chunks(series_id, tier, min_us);
+CREATE INDEX IF NOT EXISTS chunks_tier_time ON chunks(tier, max_us);
 CREATE INDEX IF NOT EXISTS chunks_max_time ON chunks(max_us);
+CREATE TABLE IF NOT EXISTS rollup_dirty(tier INTEGER NOT NULL, series_id INTEGER NOT NULL, start_us INTEGER NOT NULL,
+  PRIMARY KEY(tier, series_id, start_us)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors(
   output TEXT PRIMARY KEY,
   ranges TEXT NOT NULL DEFAULT '[]',
   sent_points INTEGER NOT NULL DEFAULT 0,
   rejected_points INTEGER NOT NULL DEFAULT 0,
-  last_success_ms INTEGER);
+  last_success_ms INTEGER,
+  tier INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS drops(reason TEXT PRIMARY KEY, points INTEGER NOT NULL, vals INTEGER NOT NULL);
 `;
 
@@ -156,15 +183,22 @@ export class SqliteRing {
   private waiters: PendingWaiter[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Told after every group commit: the HTTP endpoint's commit-latency histogram and store health. */
+  onCommit: ((event: { durationMs: number; points: number; error?: Error }) => void) | undefined;
   private readonly seriesIds = new Map<string, number>();
   private readonly leased = new Map<string, Set<number>>();
+  /** Per output, the last chunk id of its backlog lane (see setLiveMark). */
+  private readonly liveMarks = new Map<string, number>();
   private readonly pageSize: number;
+  /** Whether the caller named the rollup windows (else the store's recorded ones are kept). */
+  private readonly explicitWindows: boolean;
   private readonly stmt: ReturnType<SqliteRing['prepareStatements']>;
 
   private constructor(db: Database.Database, file: string, options: RingOptions) {
     this.db = db;
     this.file = file;
     this.readonly = options.readonly ?? false;
+    this.explicitWindows = options.rollupWindowsMs !== undefined;
     this.opts = {
       dataDir: options.dataDir,
       maxBytes: options.maxBytes,
@@ -172,6 +206,7 @@ export class SqliteRing {
       commitIntervalMs: options.commitIntervalMs,
       maxChunkRows: options.maxChunkRows ?? DEFAULT_MAX_CHUNK_ROWS,
       maxPendingValues: options.maxPendingValues ?? DEFAULT_MAX_PENDING_VALUES,
+      rollupWindowsMs: [...(options.rollupWindowsMs ?? storedWindows(db))].sort((a, b) => a - b),
       onWarning: options.onWarning,
     };
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
@@ -217,7 +252,10 @@ export class SqliteRing {
         }
       }
       const ring = new SqliteRing(db, file, options);
-      if (!readonly) ring.applyWalBudget();
+      if (!readonly) {
+        ring.applyWalBudget();
+        ring.markNewTiers();
+      }
       return ring;
     } catch (err) {
       db.close();
@@ -239,8 +277,10 @@ export class SqliteRing {
       insertSeries: ro ? undefined : db.prepare('INSERT INTO series(key, measurement) VALUES (?, ?)'),
       insertChunk: ro
         ? undefined
-        : db.prepare('INSERT INTO chunks(series_id, min_us, max_us, rows, vals, level, data) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      oldestChunks: db.prepare('SELECT id, series_id, rows, vals FROM chunks ORDER BY max_us, id LIMIT ?'),
+        : db.prepare('INSERT INTO chunks(series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      oldestChunks: db.prepare('SELECT id, series_id, min_us, max_us, rows, vals, tier FROM chunks WHERE tier = ? ORDER BY max_us, id LIMIT ?'),
+      oldestAny: db.prepare('SELECT id, series_id, min_us, max_us, rows, vals, tier FROM chunks ORDER BY max_us, id LIMIT ?'),
+      markDirty: ro ? undefined : db.prepare('INSERT OR IGNORE INTO rollup_dirty(tier, series_id, start_us) VALUES (?, ?, ?)'),
       deleteChunk: ro ? undefined : db.prepare('DELETE FROM chunks WHERE id = ?'),
       addDrop: ro
         ? undefined
@@ -302,33 +342,37 @@ export class SqliteRing {
     this.pending = new Map();
     this.pendingValues = 0;
     const points = waiters.reduce((n, w) => n + w.points, 0);
+    const startedMs = performance.now();
+    let error: Error | undefined;
     try {
       const inserts: { key: string; group: RowGroup; level: number }[] = [];
       for (const [key, builder] of pending) inserts.push({ key, group: builder.build(), level: 0 });
       this.writeGroups(inserts, points);
       for (const w of waiters) w.resolve();
     } catch (err) {
+      error = err as Error;
       for (const w of waiters) w.reject(err as Error);
     }
+    this.onCommit?.({ durationMs: performance.now() - startedMs, points, error });
   }
 
   /**
    * Writes groups in one transaction, making room first as `when_full` says. `points` is what the
    * caller counts as points for a drop_newest refusal.
    */
-  writeGroups(entries: readonly { key: string; group: RowGroup; level: number }[], points?: number): void {
+  writeGroups(entries: readonly { key: string; group: RowGroup; level: number; tier?: number }[], points?: number): void {
     const inserts: { seriesKey: string; insert: ChunkInsert; bytes: Uint8Array }[] = [];
     let bytes = 0;
     let values = 0;
     let rows = 0;
-    for (const { key, group, level } of entries) {
+    for (const { key, group, level, tier = 0 } of entries) {
       for (let start = 0; start < group.timesUs.length; start += this.opts.maxChunkRows) {
         const part = sliceGroup(group, start, start + this.opts.maxChunkRows);
         const encoded = encodeChunk(part);
         bytes += encoded.length + 48; // row header, rowid and index entries
         values += groupValueCount(part);
         rows += part.timesUs.length;
-        inserts.push({ seriesKey: key, insert: { seriesId: 0, group: part, level }, bytes: encoded });
+        inserts.push({ seriesKey: key, insert: { seriesId: 0, group: part, level, tier }, bytes: encoded });
       }
     }
     const tx = this.db.transaction(() => {
@@ -344,7 +388,9 @@ export class SqliteRing {
           groupValueCount(g),
           item.insert.level,
           item.bytes,
+          item.insert.tier,
         );
+        if (item.insert.tier === 0) this.markDirty(seriesId, g);
       }
     });
     try {
@@ -355,6 +401,57 @@ export class SqliteRing {
       throw err;
     }
     this.checkpointIfLarge();
+  }
+
+  /**
+   * A window added to `aggregate.windows` since the last open has no rollups of the data already
+   * stored: mark all of it dirty for the new tiers, once.
+   */
+  private markNewTiers(): void {
+    if (this.explicitWindows === false) return;
+    const known = this.db.prepare("SELECT value FROM meta WHERE key = 'rollup_windows_ms'").pluck().get() as string | undefined;
+    const before = new Set(known === undefined ? [] : (JSON.parse(known) as number[]));
+    const added = this.opts.rollupWindowsMs.filter((w) => !before.has(w));
+    this.db.transaction(() => {
+      if (added.length > 0 && known !== undefined) {
+        // Ids first: better-sqlite3 cannot write while a statement is still iterating.
+        const ids = this.db.prepare('SELECT id FROM chunks WHERE tier = 0').pluck().all() as number[];
+        const chunkOf = this.db.prepare('SELECT series_id, data FROM chunks WHERE id = ?');
+        const mark = this.db.prepare('INSERT OR IGNORE INTO rollup_dirty(tier, series_id, start_us) VALUES (?, ?, ?)');
+        for (const id of ids) {
+          const c = chunkOf.get(id) as { series_id: number; data: Uint8Array };
+          const times = decodeChunk(c.data, new Set()).timesUs;
+          for (const w of added) {
+            const windowUs = w * 1000;
+            let last = NaN;
+            for (const t of times) {
+              const start = Math.floor(t / windowUs) * windowUs;
+              if (start !== last) mark.run(w, c.series_id, (last = start));
+            }
+          }
+        }
+      }
+      this.db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('rollup_windows_ms', ?)").run(JSON.stringify(this.opts.rollupWindowsMs));
+    })();
+  }
+
+  /** Records the rollup windows of every tier that these raw points fall in as needing (re)computation. */
+  private markDirty(seriesId: number, group: RowGroup): void {
+    if (this.opts.rollupWindowsMs.length === 0) return;
+    const timesUs = group.timesUs;
+    const rolledUntil = this.rolledUpUntil(seriesId);
+    if (timesUs[0] < rolledUntil) this.mergeLate(seriesId, group, rolledUntil);
+    for (const [ti, windowMs] of this.opts.rollupWindowsMs.entries()) {
+      const windowUs = windowMs * 1000;
+      let last = NaN;
+      for (let i = 0; i < timesUs.length; i++) {
+        if (ti === 0 && timesUs[i] < rolledUntil) continue;
+        const start = Math.floor(timesUs[i] / windowUs) * windowUs;
+        if (start === last) continue;
+        last = start;
+        this.stmt.markDirty!.run(windowMs, seriesId, start);
+      }
+    }
   }
 
   private seriesId(key: string): number {
@@ -401,23 +498,48 @@ export class SqliteRing {
     const needed = Math.ceil(incomingBytes * 1.25) + 2 * this.pageSize;
     if (this.usedBytes() + needed <= budget) return true;
     if (this.opts.whenFull === 'drop_newest') return false;
-    const reason: DropReason = 'dropped_oldest';
+    const tiers = this.opts.rollupWindowsMs;
+    const rollup = this.opts.whenFull === 'rollup' && tiers.length > 0;
     // Free a little more than needed so eviction runs in batches, not on every commit.
     const target = budget - needed - Math.floor(budget / 50);
-    while (this.usedBytes() > target) {
-      const victims = this.stmt.oldestChunks.all(64) as { id: number; series_id: number; rows: number; vals: number }[];
-      if (victims.length === 0) break;
-      let points = 0;
-      let values = 0;
-      for (const v of victims) {
-        this.stmt.deleteChunk!.run(v.id);
-        points += v.rows;
-        values += v.vals;
-        if (this.usedBytes() <= target) break;
+    // drop_oldest: the oldest chunks of any tier. rollup: raw data first, each chunk only once its
+    // windows are rolled up; then rollups, the finest tier first.
+    const order: (number | null)[] = rollup ? [0, ...tiers] : [null];
+    for (const tier of order) {
+      while (this.usedBytes() > target) {
+        const victims = (tier === null ? this.stmt.oldestAny.all(64) : this.stmt.oldestChunks.all(tier, 64)) as {
+          id: number;
+          series_id: number;
+          max_us: number;
+          rows: number;
+          vals: number;
+          tier: number;
+        }[];
+        if (victims.length === 0) break;
+        const byReason = new Map<DropReason, { points: number; values: number }>();
+        for (const v of victims) {
+          const reason: DropReason = !rollup ? 'dropped_oldest' : v.tier === 0 ? 'rolled_up' : 'dropped_rollups';
+          if (rollup) this.rollUpBeforeEvicting(v);
+          this.stmt.deleteChunk!.run(v.id);
+          const counts = byReason.get(reason) ?? { points: 0, values: 0 };
+          counts.points += v.rows;
+          counts.values += v.vals;
+          byReason.set(reason, counts);
+          if (this.usedBytes() <= target) break;
+        }
+        for (const [reason, c] of byReason) this.stmt.addDrop!.run(reason, c.points, c.values);
       }
-      this.stmt.addDrop!.run(reason, points, values);
     }
     return this.usedBytes() + needed <= budget || this.usedBytes() === 0;
+  }
+
+  /** Under `rollup`: make sure every window a chunk about to go touches is rolled up in the tiers above it. */
+  private rollUpBeforeEvicting(victim: { series_id: number; max_us: number; tier: number }): void {
+    this.rollUp({ seriesId: victim.series_id, untilUs: victim.max_us });
+    if (victim.tier !== 0) return;
+    const windowUs = this.opts.rollupWindowsMs[0] * 1000;
+    const until = (Math.floor(victim.max_us / windowUs) + 1) * windowUs;
+    this.db.prepare('UPDATE series SET rolled_up_until_us = max(coalesce(rolled_up_until_us, ?), ?) WHERE id = ?').run(until, until, victim.series_id);
   }
 
   private checkpointIfLarge(): void {
@@ -442,17 +564,20 @@ export class SqliteRing {
     if (this.readonly) return 0;
     const minL0 = options.force ? 2 : COMPACT_MIN_L0;
     const candidates = this.db
-      .prepare('SELECT series_id AS id, count(*) AS n, sum(rows) AS r FROM chunks WHERE level = 0 GROUP BY series_id HAVING n >= ? OR r >= ?')
-      .all(minL0, this.opts.maxChunkRows) as { id: number; n: number; r: number }[];
+      .prepare('SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ?')
+      .all(minL0, this.opts.maxChunkRows) as { id: number; tier: number; n: number; r: number }[];
     if (candidates.length === 0) return 0;
     const cursors = this.loadCursors();
     const leased = new Set<number>();
     for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
-    const selectChunks = this.db.prepare('SELECT id, level, rows, data FROM chunks WHERE series_id = ? AND (level = 0 OR id = (SELECT max(id) FROM chunks WHERE series_id = ? AND level = 1)) ORDER BY id');
+    const selectChunks = this.db.prepare(
+      'SELECT id, level, rows, data FROM chunks WHERE series_id = ? AND tier = ? AND (level = 0 OR id = (SELECT max(id) FROM chunks WHERE series_id = ? AND tier = ? AND level = 1)) ORDER BY id',
+    );
+    const insertWithId = this.db.prepare('INSERT INTO chunks(id, series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     let compacted = 0;
     for (const cand of candidates) {
       const tx = this.db.transaction(() => {
-        const chunks = selectChunks.all(cand.id, cand.id) as { id: number; level: number; rows: number; data: Uint8Array }[];
+        const chunks = selectChunks.all(cand.id, cand.tier, cand.id, cand.tier) as { id: number; level: number; rows: number; data: Uint8Array }[];
         // Runs of consecutive chunks with the same delivery signature can merge.
         const runs: (typeof chunks)[] = [];
         let lastSig = '';
@@ -463,7 +588,8 @@ export class SqliteRing {
             continue;
           }
           if (c.level === 1 && c.rows >= this.opts.maxChunkRows) continue;
-          const sig = cursors.map((cur) => (containsId(cur.ranges, c.id) ? '1' : '0')).join('');
+          // An output's live mark splits runs too, so no merge moves data between its lanes.
+          const sig = cursors.map((cur) => (containsId(cur.ranges, c.id) ? '1' : '0') + (c.id > (this.liveMarks.get(cur.output) ?? Infinity) ? 'L' : '')).join('');
           if (runs.length === 0 || sig !== lastSig) runs.push([]);
           runs[runs.length - 1].push(c);
           lastSig = sig;
@@ -476,10 +602,14 @@ export class SqliteRing {
           const merged = builder.build();
           for (const c of run) this.stmt.deleteChunk!.run(c.id);
           const sentBy = cursors.filter((cur) => containsId(cur.ranges, run[0].id));
+          // The merged parts take the run's own (lowest) ids, never new ones: ids are the order outputs
+          // deliver in, and a merge must not move a backlog behind data written after it. A run of n
+          // chunks of at most maxChunkRows rows each never needs more than n parts.
           const newIds: number[] = [];
           for (let start = 0; start < merged.timesUs.length; start += this.opts.maxChunkRows) {
             const part = sliceGroup(merged, start, start + this.opts.maxChunkRows);
-            const info = this.stmt.insertChunk!.run(
+            const info = insertWithId.run(
+              run[newIds.length].id,
               cand.id,
               part.timesUs[0],
               part.timesUs[part.timesUs.length - 1],
@@ -487,6 +617,7 @@ export class SqliteRing {
               groupValueCount(part),
               1,
               encodeChunk(part),
+              cand.tier,
             );
             newIds.push(Number(info.lastInsertRowid));
           }
@@ -519,49 +650,169 @@ export class SqliteRing {
    * chunks (late or re-imported data) are merged, the later write winning for the same time and field.
    */
   *scan(filter: ScanFilter = {}): Generator<SeriesGroup> {
-    const fromUs = filter.fromUs ?? -Number.MAX_SAFE_INTEGER;
-    const toUs = filter.toUs ?? Number.MAX_SAFE_INTEGER;
-    const chunksOf = this.db.prepare(
-      'SELECT id, min_us, max_us, data FROM chunks WHERE series_id = ? AND max_us >= ? AND min_us < ? ORDER BY min_us, id',
-    );
     for (const s of this.listSeries(filter.measurement)) {
-      const rows = chunksOf.iterate(s.id, fromUs, toUs) as IterableIterator<{ id: number; min_us: number; max_us: number; data: Uint8Array }>;
-      let cluster: { id: number; data: Uint8Array }[] = [];
-      let clusterMax = -Infinity;
-      const emit = (): SeriesGroup | undefined => {
-        if (cluster.length === 0) return undefined;
-        let group: RowGroup;
-        if (cluster.length === 1) group = decodeChunk(cluster[0].data, filter.fields);
-        else {
-          const builder = new SeriesBuilder();
-          for (const c of cluster.sort((a, b) => a.id - b.id)) builder.addGroup(decodeChunk(c.data, filter.fields));
-          group = builder.build();
-        }
-        group = clipGroup(group, fromUs, toUs);
-        cluster = [];
-        if (group.timesUs.length === 0 || group.columns.length === 0) return undefined;
-        return { seriesId: s.id, key: s.key, measurement: s.measurement, group };
-      };
-      for (const row of rows) {
-        if (cluster.length > 0 && row.min_us > clusterMax) {
-          const out = emit();
-          if (out) yield out;
-        }
-        if (cluster.length === 0) clusterMax = -Infinity;
-        cluster.push({ id: row.id, data: row.data });
-        clusterMax = Math.max(clusterMax, row.max_us);
+      for (const group of this.seriesGroups(s.id, 0, filter.fromUs, filter.toUs, filter.fields)) {
+        yield { seriesId: s.id, key: s.key, measurement: s.measurement, group };
       }
-      const out = emit();
-      if (out) yield out;
     }
+  }
+
+  /** One series' groups of one tier (0 = raw, else a rollup window in ms) within [fromUs, toUs). */
+  *seriesGroups(seriesId: number, tier: number, fromUs = -Number.MAX_SAFE_INTEGER, toUs = Number.MAX_SAFE_INTEGER, fields?: ReadonlySet<string>): Generator<RowGroup> {
+    const rows = this.db
+      .prepare('SELECT id, min_us, max_us, data FROM chunks WHERE series_id = ? AND tier = ? AND max_us >= ? AND min_us < ? ORDER BY min_us, id')
+      .iterate(seriesId, tier, fromUs, toUs) as IterableIterator<{ id: number; min_us: number; max_us: number; data: Uint8Array }>;
+    let cluster: { id: number; data: Uint8Array }[] = [];
+    let clusterMax = -Infinity;
+    const emit = (): RowGroup | undefined => {
+      if (cluster.length === 0) return undefined;
+      let group: RowGroup;
+      if (cluster.length === 1) group = decodeChunk(cluster[0].data, fields);
+      else {
+        const builder = new SeriesBuilder();
+        for (const c of cluster.sort((a, b) => a.id - b.id)) builder.addGroup(decodeChunk(c.data, fields));
+        group = builder.build();
+      }
+      group = clipGroup(group, fromUs, toUs);
+      cluster = [];
+      return group.timesUs.length === 0 || group.columns.length === 0 ? undefined : group;
+    };
+    for (const row of rows) {
+      if (cluster.length > 0 && row.min_us > clusterMax) {
+        const out = emit();
+        if (out) yield out;
+      }
+      if (cluster.length === 0) clusterMax = -Infinity;
+      cluster.push({ id: row.id, data: row.data });
+      clusterMax = Math.max(clusterMax, row.max_us);
+    }
+    const out = emit();
+    if (out) yield out;
+  }
+
+  /** Rollup tiers (window ms) present in the store, shortest first. */
+  storedTiers(): number[] {
+    return (this.db.prepare('SELECT DISTINCT tier FROM chunks WHERE tier > 0 UNION SELECT DISTINCT tier FROM rollup_dirty ORDER BY 1').pluck().all() as number[]);
+  }
+
+  /** Window starts of one series and tier that still wait for (re)computation. */
+  dirtyStarts(seriesId: number, tier: number, fromUs: number, toUs: number): number[] {
+    return this.db
+      .prepare('SELECT start_us FROM rollup_dirty WHERE tier = ? AND series_id = ? AND start_us >= ? AND start_us < ? ORDER BY start_us')
+      .pluck()
+      .all(tier, seriesId, fromUs, toUs) as number[];
+  }
+
+  // ---------------------------------------------------------------- rollups
+
+  /**
+   * Computes the rollup windows marked dirty by writes: every tier straight from raw data (so a
+   * query answers the same from rollups as from raw), or from the tier below for windows whose raw
+   * data has already been replaced by rollups. Windows still open (ending after `nowUs`) wait, unless
+   * `untilUs` asks for everything starting at or before it (eviction does, before deleting raw data).
+   * Returns the number of windows written.
+   */
+  rollUp(opts: { nowUs?: number; untilUs?: number; seriesId?: number } = {}): number {
+    const tiers = this.opts.rollupWindowsMs;
+    if (this.readonly || tiers.length === 0) return 0;
+    const now = opts.nowUs ?? Date.now() * 1000;
+    let written = 0;
+    const run = () => {
+      for (let ti = 0; ti < tiers.length; ti++) {
+        const tier = tiers[ti];
+        const windowUs = tier * 1000;
+        const lastStart = opts.untilUs ?? now - windowUs;
+        const dirty = (
+          opts.seriesId === undefined
+            ? this.db.prepare('SELECT series_id AS s, start_us AS t FROM rollup_dirty WHERE tier = ? AND start_us <= ? ORDER BY series_id, start_us').all(tier, lastStart)
+            : this.db.prepare('SELECT series_id AS s, start_us AS t FROM rollup_dirty WHERE tier = ? AND series_id = ? AND start_us <= ? ORDER BY start_us').all(tier, opts.seriesId, lastStart)
+        ) as { s: number; t: number }[];
+        const bySeries = new Map<number, number[]>();
+        for (const d of dirty) {
+          let list = bySeries.get(d.s);
+          if (!list) bySeries.set(d.s, (list = []));
+          list.push(d.t);
+        }
+        const clear = this.db.prepare('DELETE FROM rollup_dirty WHERE tier = ? AND series_id = ? AND start_us = ?');
+        for (const [seriesId, allStarts] of bySeries) {
+         // Batches of windows bound the memory a long import's rollups take.
+         for (let b = 0; b < allStarts.length; b += this.opts.maxChunkRows) {
+          const starts = allStarts.slice(b, b + this.opts.maxChunkRows);
+          const rolledUntil = this.rolledUpUntil(seriesId);
+          // The finest tier is always computed from raw (late points into rolled-up windows were merged
+          // when written); a coarser window reaching below the rolled-up mark builds on the tier below.
+          const fromRaw = new Set(ti === 0 ? starts : starts.filter((t) => t >= rolledUntil));
+          const fromBelow = new Set(ti === 0 ? [] : starts.filter((t) => t < rolledUntil));
+          const states: WindowStates = new Map();
+          if (fromRaw.size > 0) {
+            for (const g of this.seriesGroups(seriesId, 0, Math.min(...fromRaw), Math.max(...fromRaw) + windowUs)) aggregateRaw(g, windowUs, states, fromRaw);
+          }
+          if (fromBelow.size > 0) {
+            for (const g of this.seriesGroups(seriesId, tiers[ti - 1], Math.min(...fromBelow), Math.max(...fromBelow) + windowUs)) {
+              aggregateRollup(g, windowUs, states, fromBelow);
+            }
+          }
+          if (states.size > 0) {
+            const group = statesToGroup(states);
+            for (let start = 0; start < group.timesUs.length; start += this.opts.maxChunkRows) {
+              const part = sliceGroup(group, start, start + this.opts.maxChunkRows);
+              this.stmt.insertChunk!.run(seriesId, part.timesUs[0], part.timesUs[part.timesUs.length - 1], part.timesUs.length, groupValueCount(part), 0, encodeChunk(part), tier);
+              written += part.timesUs.length;
+            }
+          }
+          for (const t of starts) clear.run(tier, seriesId, t);
+         }
+        }
+      }
+    };
+    this.db.transaction(run)();
+    return written;
+  }
+
+  /**
+   * Raw data of a series before this time (a window boundary of the finest tier) has been replaced by
+   * rollups: windows before it are complete in the rollups and only ever gain late points.
+   */
+  private rolledUpUntil(seriesId: number): number {
+    const v = this.db.prepare('SELECT rolled_up_until_us FROM series WHERE id = ?').pluck().get(seriesId) as number | null | undefined;
+    return v ?? -Infinity;
+  }
+
+  /** Late points for windows whose raw data is gone: merged into the stored window states at once. */
+  private mergeLate(seriesId: number, group: RowGroup, rolledUntil: number): void {
+    const tier = this.opts.rollupWindowsMs[0];
+    const windowUs = tier * 1000;
+    const late = clipGroup(group, -Number.MAX_SAFE_INTEGER, rolledUntil);
+    const states: WindowStates = new Map();
+    aggregateRaw(late, windowUs, states);
+    const starts = new Set(states.keys());
+    const existing: WindowStates = new Map();
+    for (const g of this.seriesGroups(seriesId, tier, Math.min(...starts), Math.max(...starts) + windowUs)) aggregateRollup(g, windowUs, existing, starts);
+    for (const [start, fields] of states) {
+      for (const [field, state] of existing.get(start) ?? []) {
+        const mine = fields.get(field);
+        if (mine) mergeState(mine, state);
+        else fields.set(field, state);
+      }
+    }
+    const merged = statesToGroup(states);
+    this.stmt.insertChunk!.run(seriesId, merged.timesUs[0], merged.timesUs[merged.timesUs.length - 1], merged.timesUs.length, groupValueCount(merged), 0, encodeChunk(merged), tier);
   }
 
   // ---------------------------------------------------------------- outputs
 
-  /** Makes sure an output has a cursor; a new output starts with everything in the store unsent. */
-  registerOutput(output: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO cursors(output) VALUES (?)').run(output);
+  /**
+   * Makes sure an output has a cursor; a new output starts with everything in the store unsent.
+   * `tier` is what it ships: 0 for raw points, or a rollup window in ms (its `resolution`).
+   */
+  registerOutput(output: string, tier = 0): void {
+    this.db.prepare('INSERT OR IGNORE INTO cursors(output, tier) VALUES (?, ?)').run(output, tier);
+    this.db.prepare('UPDATE cursors SET tier = ? WHERE output = ?').run(tier, output);
     if (!this.leased.has(output)) this.leased.set(output, new Set());
+  }
+
+  private tierOf(output: string): number {
+    return (this.db.prepare('SELECT tier FROM cursors WHERE output = ?').pluck().get(output) as number | undefined) ?? 0;
   }
 
   private loadCursors(): { output: string; ranges: IdRange[] }[] {
@@ -579,23 +830,44 @@ export class SqliteRing {
   /**
    * Leases unsent chunks to an output: `oldest` first (backfill) or `newest` first (live). Leased
    * chunks are not offered again until released. At least one chunk is leased if any is available,
-   * even if it alone exceeds `maxPoints`.
+   * even if it alone exceeds `maxPoints`. `minId`/`maxId` (inclusive) bound the ids, so an output can
+   * keep a live lane and a backfill lane apart; chunks of a series in `skipSeries` are passed over (an
+   * output keeps one series in one request at a time, so a retry never lands after newer data).
    */
-  lease(output: string, opts: { maxPoints: number; order: 'oldest' | 'newest'; minId?: number }): Lease | null {
+  lease(
+    output: string,
+    opts: { maxPoints: number; order: 'oldest' | 'newest'; minId?: number; maxId?: number; skipSeries?: ReadonlySet<string> },
+  ): Lease | null {
     const leased = this.leased.get(output) ?? new Set<number>();
     this.leased.set(output, leased);
-    const where = outsideRangesSql('c.id', this.rangesOf(output));
+    const ranges = this.rangesOf(output);
+    const tier = this.tierOf(output);
+    let minId = opts.minId ?? 0;
+    // A backfill walks up from the oldest chunk; when the first delivered range reaches down to it, start
+    // after that range instead of stepping over every delivered chunk.
+    if (ranges.length > 0 && ranges[0][1] >= minId) {
+      const first = this.db.prepare('SELECT min(id) FROM chunks WHERE tier = ?').pluck().get(tier) as number | null;
+      if (first !== null && ranges[0][0] <= Math.max(first, minId)) minId = ranges[0][1] + 1;
+    }
+    const where = outsideRangesSql('c.id', ranges);
+    // Metadata first, blobs only for the chunks taken: skipped chunks cost no I/O.
     const rows = this.db
       .prepare(
-        `SELECT c.id, c.rows, c.vals, c.min_us, c.data, s.key FROM chunks c JOIN series s ON s.id = c.series_id
-         WHERE ${where.sql} AND c.id >= ? ORDER BY c.id ${opts.order === 'oldest' ? 'ASC' : 'DESC'}`,
+        `SELECT c.id, c.rows, c.vals, c.min_us, s.key FROM chunks c JOIN series s ON s.id = c.series_id
+         WHERE ${where.sql} AND c.tier = ? AND c.id >= ? AND c.id <= ? ORDER BY c.id ${opts.order === 'oldest' ? 'ASC' : 'DESC'}`,
       )
-      .iterate(...where.params, opts.minId ?? 0) as IterableIterator<{ id: number; rows: number; vals: number; min_us: number; data: Uint8Array; key: string }>;
+      .iterate(...where.params, tier, minId, opts.maxId ?? Number.MAX_SAFE_INTEGER) as IterableIterator<{ id: number; rows: number; vals: number; min_us: number; key: string }>;
+    const dataOf = this.db.prepare('SELECT data FROM chunks WHERE id = ?').pluck();
     const lease: Lease = { output, chunks: [], points: 0, values: 0, minUs: Infinity };
+    let skipped = 0;
     for (const row of rows) {
-      if (leased.has(row.id)) continue;
+      if (leased.has(row.id) || opts.skipSeries?.has(row.key)) {
+        // Bounded, so a backlog of one busy series costs a short walk; the caller asks again later.
+        if (++skipped >= LEASE_MAX_SKIPPED) break;
+        continue;
+      }
       if (lease.chunks.length > 0 && lease.points + row.rows > opts.maxPoints) break;
-      lease.chunks.push({ chunkId: row.id, seriesKey: row.key, group: decodeChunk(row.data) });
+      lease.chunks.push({ chunkId: row.id, seriesKey: row.key, group: decodeChunk(dataOf.get(row.id) as Uint8Array) });
       lease.points += row.rows;
       lease.values += row.vals;
       lease.minUs = Math.min(lease.minUs, row.min_us);
@@ -603,6 +875,21 @@ export class SqliteRing {
     }
     if (opts.order === 'newest') lease.chunks.reverse();
     return lease.chunks.length > 0 ? lease : null;
+  }
+
+  /**
+   * Marks where an output's live lane starts: chunks with a higher id are its live data, the rest its
+   * backlog. Compaction never merges chunks across the mark, so a merge moves no data between lanes.
+   * Not persisted (an output sets it when it starts); null removes it.
+   */
+  setLiveMark(output: string, chunkId: number | null): void {
+    if (chunkId === null) this.liveMarks.delete(output);
+    else this.liveMarks.set(output, chunkId);
+  }
+
+  /** Points in chunks with an id above `chunkId` (written after it), delivered or not: cheap, by rowid. */
+  pointsAfter(chunkId: number): number {
+    return this.db.prepare('SELECT coalesce(sum(rows), 0) FROM chunks WHERE id > ?').pluck().get(chunkId) as number;
   }
 
   /**
@@ -615,7 +902,7 @@ export class SqliteRing {
       const ranges = addIds(this.rangesOf(lease.output), lease.chunks.map((c) => c.chunkId));
       this.db
         .prepare('UPDATE cursors SET ranges = ?, sent_points = sent_points + ?, rejected_points = rejected_points + ?, last_success_ms = ? WHERE output = ?')
-        .run(JSON.stringify(this.compressRanges(ranges)), lease.points - rejected, rejected, result.nowMs ?? Date.now(), lease.output);
+        .run(JSON.stringify(this.compressRanges(ranges, this.tierOf(lease.output))), lease.points - rejected, rejected, result.nowMs ?? Date.now(), lease.output);
     });
     tx();
     this.release(lease);
@@ -628,13 +915,13 @@ export class SqliteRing {
   }
 
   /** Joins ranges separated only by ids that no longer exist, so cursors stay a handful of ranges. */
-  private compressRanges(ranges: IdRange[]): IdRange[] {
+  private compressRanges(ranges: IdRange[], tier: number): IdRange[] {
     if (ranges.length < 2) return ranges;
-    const anyBetween = this.db.prepare('SELECT 1 FROM chunks WHERE id > ? AND id < ? LIMIT 1').pluck();
+    const anyBetween = this.db.prepare('SELECT 1 FROM chunks WHERE id > ? AND id < ? AND tier = ? LIMIT 1').pluck();
     const out: IdRange[] = [ranges[0]];
     for (let i = 1; i < ranges.length; i++) {
       const prev = out[out.length - 1];
-      if (anyBetween.get(prev[1], ranges[i][0]) === undefined) prev[1] = ranges[i][1];
+      if (anyBetween.get(prev[1], ranges[i][0], tier) === undefined) prev[1] = ranges[i][1];
       else out.push(ranges[i]);
     }
     return out;
@@ -646,14 +933,14 @@ export class SqliteRing {
   }
 
   outputStatus(output: string): OutputStatus {
-    const row = this.db.prepare('SELECT ranges, sent_points, rejected_points, last_success_ms FROM cursors WHERE output = ?').get(output) as
-      | { ranges: string; sent_points: number; rejected_points: number; last_success_ms: number | null }
+    const row = this.db.prepare('SELECT ranges, sent_points, rejected_points, last_success_ms, tier FROM cursors WHERE output = ?').get(output) as
+      | { ranges: string; sent_points: number; rejected_points: number; last_success_ms: number | null; tier: number }
       | undefined;
     if (!row) return { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0 };
     const where = outsideRangesSql('id', JSON.parse(row.ranges) as IdRange[]);
     const backlog = this.db
-      .prepare(`SELECT coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest FROM chunks WHERE ${where.sql}`)
-      .get(...where.params) as { points: number; vals: number; oldest: number | null };
+      .prepare(`SELECT coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest FROM chunks WHERE tier = ? AND ${where.sql}`)
+      .get(row.tier, ...where.params) as { points: number; vals: number; oldest: number | null };
     return {
       backlog_points: backlog.points,
       backlog_values: backlog.vals,
@@ -668,7 +955,7 @@ export class SqliteRing {
 
   status(): StoreStatus {
     const totals = this.db
-      .prepare('SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks')
+      .prepare('SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks WHERE tier = 0')
       .get() as { chunks: number; points: number; vals: number; oldest: number | null; newest: number | null };
     const series = this.db.prepare('SELECT count(*) FROM series').pluck().get() as number;
     const dropped: Record<string, number> = {};
@@ -695,7 +982,71 @@ export class SqliteRing {
       dropped,
       dropped_values: droppedValues,
       outputs,
+      tiers: this.tierStatus(),
+      runway_s: this.runwaySeconds(),
     };
+  }
+
+  private tierStatus(): Record<string, TierStatus> {
+    const rows = this.db
+      .prepare('SELECT tier, count(*) AS chunks, coalesce(sum(rows), 0) AS rows, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks GROUP BY tier ORDER BY tier')
+      .all() as { tier: number; chunks: number; rows: number; vals: number; oldest: number | null; newest: number | null }[];
+    const out: Record<string, TierStatus> = {};
+    for (const r of rows) {
+      out[r.tier === 0 ? 'raw' : tierName(r.tier)] = {
+        rows: r.rows,
+        values: r.vals,
+        chunks: r.chunks,
+        oldest_ms: r.oldest === null ? null : Math.floor(r.oldest / 1000),
+        newest_ms: r.newest === null ? null : Math.floor(r.newest / 1000),
+      };
+    }
+    return out;
+  }
+
+  private runwaySeconds(): number | null {
+    const windowS = 600;
+    const sinceUs = (Date.now() - windowS * 1000) * 1000;
+    // Chunks written recently hold data stamped recently; live data is what fills the cap.
+    const recent = this.db.prepare('SELECT coalesce(sum(vals), 0) FROM chunks WHERE tier = 0 AND max_us >= ?').pluck().get(sinceUs) as number;
+    const allValues = this.db.prepare('SELECT coalesce(sum(vals), 0) FROM chunks').pluck().get() as number;
+    if (recent === 0 || allValues === 0) return null;
+    const bytesPerValue = this.usedBytes() / allValues;
+    const free = this.dataBudgetBytes() - this.usedBytes();
+    if (free <= 0) return null;
+    return Math.round(free / ((recent / windowS) * bytesPerValue));
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /**
+   * Deletes chunks of `tier` whose newest time is before `beforeUs`, counted as `retention`. Raw data
+   * is rolled up first (when rollups are configured), so retention of raw never loses a window.
+   */
+  expire(tier: number, beforeUs: number): number {
+    if (this.readonly) return 0;
+    let removed = 0;
+    this.db.transaction(() => {
+      const victims = this.db.prepare('SELECT id, series_id, max_us, rows, vals, tier FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as {
+        id: number;
+        series_id: number;
+        max_us: number;
+        rows: number;
+        vals: number;
+        tier: number;
+      }[];
+      let points = 0;
+      let values = 0;
+      for (const v of victims) {
+        if (this.opts.rollupWindowsMs.length > 0) this.rollUpBeforeEvicting(v);
+        this.stmt.deleteChunk!.run(v.id);
+        points += v.rows;
+        values += v.vals;
+      }
+      if (victims.length > 0) this.stmt.addDrop!.run('retention', points, values);
+      removed = points;
+    })();
+    return removed;
   }
 
   /** Database, WAL and shared-memory files as they are on disk. */
@@ -727,6 +1078,23 @@ export class SqliteRing {
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }
+}
+
+/** The rollup windows recorded by the last writer that named them. */
+function storedWindows(db: Database.Database): number[] {
+  try {
+    const v = db.prepare("SELECT value FROM meta WHERE key = 'rollup_windows_ms'").pluck().get() as string | undefined;
+    return v === undefined ? [] : (JSON.parse(v) as number[]);
+  } catch {
+    return [];
+  }
+}
+
+/** `60000` → `1m`: the name a window goes by in status and config. */
+export function tierName(windowMs: number): string {
+  const units: [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+  for (const [u, ms] of units) if (windowMs % ms === 0) return `${windowMs / ms}${u}`;
+  return `${windowMs}ms`;
 }
 
 function fileSize(path: string): number {

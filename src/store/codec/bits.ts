@@ -83,6 +83,83 @@ export class BitWriter {
     }
   }
 
+  /**
+   * Writes values[start..start+n) in `width` (1..32) bits each: the PFor inner loop, with the
+   * writer state in locals.
+   */
+  writePacked(values: Uint32Array, start: number, n: number, width: number): void {
+    this.ensure(Math.ceil((n * width) / 8) + 8);
+    const buf = this.buf;
+    const mask = width === 32 ? -1 : (1 << width) - 1;
+    let pos = this.bytePos;
+    let acc = this.acc;
+    let accBits = this.accBits;
+    for (let i = start; i < start + n; i++) {
+      const v = values[i] & mask;
+      acc |= v << accBits;
+      const total = accBits + width;
+      if (total >= 32) {
+        buf[pos] = acc;
+        buf[pos + 1] = acc >>> 8;
+        buf[pos + 2] = acc >>> 16;
+        buf[pos + 3] = acc >>> 24;
+        pos += 4;
+        acc = accBits === 0 ? 0 : v >>> (32 - accBits);
+        accBits = total - 32;
+      } else {
+        accBits = total;
+      }
+    }
+    this.bytePos = pos;
+    this.acc = acc;
+    this.accBits = accBits;
+  }
+
+  /** Writes Rice(k) codes (k <= 31) of values[start..start+n): unary quotient, then k low bits. */
+  writeRice(values: Uint32Array, start: number, n: number, k: number): void {
+    let totalBits = 0;
+    for (let i = start; i < start + n; i++) totalBits += (values[i] >>> k) + 1 + k;
+    this.ensure(Math.ceil(totalBits / 8) + 8);
+    const buf = this.buf;
+    const mask = (1 << k) - 1;
+    let pos = this.bytePos;
+    let acc = this.acc;
+    let accBits = this.accBits;
+    for (let i = start; i < start + n; i++) {
+      const v = values[i];
+      // The quotient's zeros need no writing: bits above accBits are already zero.
+      accBits += v >>> k;
+      while (accBits >= 32) {
+        buf[pos] = acc;
+        buf[pos + 1] = acc >>> 8;
+        buf[pos + 2] = acc >>> 16;
+        buf[pos + 3] = acc >>> 24;
+        pos += 4;
+        acc = 0;
+        accBits -= 32;
+      }
+      // The terminating one bit, then the remainder: k + 1 <= 32 bits.
+      const code = ((v & mask) << 1) | 1;
+      const width = k + 1;
+      acc |= code << accBits;
+      const total = accBits + width;
+      if (total >= 32) {
+        buf[pos] = acc;
+        buf[pos + 1] = acc >>> 8;
+        buf[pos + 2] = acc >>> 16;
+        buf[pos + 3] = acc >>> 24;
+        pos += 4;
+        acc = accBits === 0 ? 0 : code >>> (32 - accBits);
+        accBits = total - 32;
+      } else {
+        accBits = total;
+      }
+    }
+    this.bytePos = pos;
+    this.acc = acc;
+    this.accBits = accBits;
+  }
+
   /** `q` zero bits then a one bit. */
   writeUnary(q: number): void {
     while (q >= 31) {

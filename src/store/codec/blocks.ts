@@ -14,7 +14,7 @@
 //           0..64  PFor width b: 1 bit exceptions flag [7 bits count - 1, 6 bits high width - 1,
 //                  positions (7 bits each), high parts], then every value's low b bits
 //           65..96 Rice k = code - 65: per value unary(v >>> k), then its low k bits
-import { type BitReader, type BitWriter, TWO_POW_32 } from './bits.js';
+import { type BitReader, type BitWriter, shiftRight64, TWO_POW_32, wide } from './bits.js';
 import { CodecError } from './errors.js';
 
 export const BLOCK_SIZE = 128;
@@ -162,17 +162,8 @@ export function writeStream(w: BitWriter, lo: Uint32Array, hi: Uint32Array | nul
     planBlock(lo, hi, start, n);
     const code = planCode;
     w.write(code, CODE_BITS);
-    if (code >= RICE_BASE) writeRice(w, lo, start, n, code - RICE_BASE);
+    if (code >= RICE_BASE) w.writeRice(lo, start, n, code - RICE_BASE);
     else writePFor(w, lo, hi, start, n, code, planExceptionBits);
-  }
-}
-
-function writeRice(w: BitWriter, lo: Uint32Array, start: number, n: number, k: number): void {
-  const mask = k === 32 ? -1 : (1 << k) - 1;
-  for (let i = start; i < start + n; i++) {
-    const v = lo[i];
-    w.writeUnary(v >>> k);
-    w.write(v & mask, k);
   }
 }
 
@@ -190,28 +181,13 @@ function writePFor(w: BitWriter, lo: Uint32Array, hi: Uint32Array | null, start:
     for (let i = start; i < end; i++) if (widthAt(lo, hi, i) > b) w.write(i - start, POSITION_BITS);
     for (let i = start; i < end; i++) {
       if (widthAt(lo, hi, i) <= b) continue;
-      const l = lo[i];
-      const h = hi === null ? 0 : hi[i];
-      // (h:l) >>> b, written in exceptionBits bits.
-      let sl: number;
-      let sh: number;
-      if (b === 0) {
-        sl = l;
-        sh = h;
-      } else if (b < 32) {
-        sl = ((l >>> b) | (h << (32 - b))) >>> 0;
-        sh = h >>> b;
-      } else {
-        sl = h >>> (b - 32);
-        sh = 0;
-      }
-      w.writeWide(sl, sh, exceptionBits);
+      shiftRight64(lo[i], hi === null ? 0 : hi[i], b);
+      w.writeWide(wide.lo, wide.hi, exceptionBits);
     }
   }
   if (b === 0) return;
   if (b <= 32) {
-    const mask = b === 32 ? -1 : (1 << b) - 1;
-    for (let i = start; i < end; i++) w.write(lo[i] & mask, b);
+    w.writePacked(lo, start, n, b);
   } else {
     const mask = b === 64 ? -1 : (1 << (b - 32)) - 1;
     for (let i = start; i < end; i++) {

@@ -235,6 +235,18 @@ function sampleGroup(rows = 500): RowGroup {
   };
 }
 
+describe('input arrays', () => {
+  it('may be views into larger buffers', () => {
+    const rows = 200;
+    const times = regularTimes(rows + 10).subarray(5, 5 + rows);
+    const floats = new Float64Array(rows + 3).map((_, i) => (i === 50 ? NaN : i / 4)).subarray(3);
+    const ints = BigInt64Array.from({ length: rows + 2 }, (_, i) => (i % 2 ? INT64_MIN : BigInt(i))).subarray(1, rows + 1);
+    const uints = BigUint64Array.from({ length: rows + 1 }, (_, i) => BigInt(i * 5)).subarray(1);
+    const bools = Uint8Array.from({ length: rows + 7 }, (_, i) => i % 3).subarray(7);
+    expectRoundTrip({ timesUs: times, columns: [column('f', floats), column('i', ints), column('u', uints), column('b', bools)] });
+  });
+});
+
 describe('field subsets and peeking', () => {
   it('decodes only the requested fields, in stored order, ignoring unknown names', () => {
     const group = sampleGroup();

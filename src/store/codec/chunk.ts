@@ -23,27 +23,42 @@
 //   u32     CRC-32 of every byte before it
 //
 // Bit streams are packed LSB-first and padded to a byte. Their building blocks:
-//   block stream (blocks.ts)  unsigned values in blocks of 128, each block PFor (bit width +
-//                             exceptions) or Rice(k); 1 bit "all zero" for the whole stream
-//   int sequence (intseq.ts)  2 bits transform (FOR | DELTA | DOD), its start values as signed
-//                             var-bits, var-bits GCD - 1, then the zigzagged values as a block stream
-//   var-bits                  6 bits length L, then L bits
-//   time section, compact     int sequence of timeUs - firstUs (regular series: delta-of-delta 0)
+//   var-bits                  6 bits length L, then L bits; signed: a sign bit first
+//   block stream (blocks.ts)  n unsigned values (n known from context): 1 bit all-zero; else 1 bit
+//                             sparse (var-bits count - 1, block streams of position gaps and of the
+//                             non-zero values) or dense: blocks of 128, each a 7-bit code, PFor
+//                             (bit width + exceptions) or Rice(k)
+//   int sequence (intseq.ts)  n signed integers: 2 bits transform (FOR | DELTA | DOD), its start
+//                             values as signed var-bits, var-bits GCD - 1, then the (zigzagged)
+//                             transformed values divided by the GCD as a block stream
+//   time section, compact     int sequence of timeUs - firstUs (regular series: DOD, all zero)
 //   time section, raw         rows x 64 bits
-//   body                      [bitmap of rows bits: presence] then by type:
-//     float     3 bits scheme, see floats.ts (DECIMAL | DECIMAL_F32 | PATTERN32 | PATTERN64 | GORILLA)
+//   body                      [presence: a bitmap of rows bits] then the values by type:
+//     float     3 bits scheme (floats.ts):
+//               0 DECIMAL, 1 DECIMAL_F32, 6 DECIMAL_MUL: 4 bits d, int sequence of n, 1 bit residuals
+//                         present [block stream of zigzagged bits(v) - bits(approx); 32-bit
+//                         float32 patterns for DECIMAL_F32], where approx is n / 10^d,
+//                         fround(n / 10^d) or n * 10^-d respectively
+//               2 PATTERN32  int sequence of the float32 patterns as ordered int32
+//               3 PATTERN64  block stream of zigzagged wrapping deltas of ordered 64-bit patterns
+//               4 GORILLA    64 bits, then per value 0 | 10 + bits | 11 + 5 bits leading zeros,
+//                            6 bits width - 1, bits
+//               5 DICTIONARY var-bits size - 1, the sorted distinct values as a float body (any
+//                            scheme but DICTIONARY), int sequence of indices into them
 //     integer,  1 bit wide; 0: int sequence of the values (all within ±2^50);
-//     unsigned  1: block stream of zigzagged wrapping 64-bit deltas
+//     unsigned  1: block stream of zigzagged wrapping 64-bit deltas (exact over the full range)
 //     boolean   bitmap: 1 bit mode; RAW: one bit per value; RUNS: first bit, var-bits runs - 1,
 //               block stream of run lengths - 1
 //     string    var-bits dictionary size - 1; block stream of entry lengths (UTF-16 units); 1 bit
 //               UTF-16, 1 bit deflated, var-bits stored bytes [, var-bits raw bytes], aligned
 //               bytes; then if more than one entry: 1 bit mode, PLAIN: block stream of indices,
-//               RUNS: var-bits runs - 1, block streams of run values and run lengths - 1
+//               RUNS: var-bits runs - 1, block streams of run values and run lengths - 1;
+//               entries are ordered by frequency, most frequent first
 //
-// A whole-chunk LZ4/deflate/brotli stage was measured on the reference datasets and never paid
-// (the bit-packed payload is close to its entropy), so the format has none; string dictionaries,
-// the one place where byte-level redundancy survives, are deflated when that saves 10%.
+// No whole-chunk LZ4/deflate/brotli stage: measured on the reference datasets, keeping deflate
+// only where it shrank a chunk saved 1.3% (Beijing), 0.3% (SKAB) and nothing (NAB), LZ4 under
+// 0.7%, at about twice the encode time; the bit-packed payload is already close to its entropy.
+// String dictionaries, where byte-level redundancy does survive, are deflated when that saves 10%.
 import { crc32 } from 'node:zlib';
 import type { Column, ColumnValues, FieldType, RowGroup } from '../../core/chunk.js';
 import { BitReader, BitWriter } from './bits.js';
@@ -380,10 +395,29 @@ interface ColumnHeader {
   bodyEnd: number;
 }
 
+// Decoded field names, keyed by a hash of their stored bytes and checked byte for byte on a hit,
+// so reading many small chunks of one series does not decode the same names again and again.
+const decodedNames = new Map<number, { bytes: Uint8Array; name: string }>();
+
+function decodeName(bytes: Uint8Array, start: number, end: number, utf16: boolean): string {
+  let hash = utf16 ? 0x811c9dc5 ^ 1 : 0x811c9dc5;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+  const cached = decodedNames.get(hash);
+  if (cached !== undefined && cached.bytes.length === end - start) {
+    let same = true;
+    for (let i = start; i < end && same; i++) same = cached.bytes[i - start] === bytes[i];
+    if (same) return cached.name;
+  }
+  const name = bytesToText(bytes.subarray(start, end), utf16);
+  if (decodedNames.size >= MAX_CACHED_NAMES) decodedNames.clear();
+  decodedNames.set(hash, { bytes: bytes.slice(start, end), name });
+  return name;
+}
+
 function readColumnHeader(reader: ByteReader, rows: number): ColumnHeader {
   const nameTag = reader.varint();
   const nameStart = reader.skip(Math.floor(nameTag / 2));
-  const name = bytesToText(reader.bytes.subarray(nameStart, reader.pos), nameTag % 2 === 1);
+  const name = decodeName(reader.bytes, nameStart, reader.pos, nameTag % 2 === 1);
   const typeTag = reader.u8();
   const type = TYPES[typeTag & TYPE_MASK];
   if (type === undefined || (typeTag & ~(TYPE_MASK | HAS_PRESENCE)) !== 0) {

@@ -84,6 +84,11 @@ const GENERATORS: Record<string, (rnd: Random, n: number) => Float64Array> = {
     for (let i = 0; i < n; i++) if (rnd.bool(0.5)) bits[2 * i] += rnd.int(-2, 2);
     return out;
   },
+  'registers scaled by multiplication (raw * 0.1, raw * 0.01)': (rnd, n) => {
+    let raw = 2000;
+    const scale = rnd.pick([0.1, 0.01, 0.001]);
+    return Float64Array.from({ length: n }, () => (raw += rnd.int(-3, 3)) * scale);
+  },
   'interpolated thirds (-0.533333333333333)': (rnd, n) => Float64Array.from({ length: n }, () => rnd.int(-300, 300) / 3),
   'few distinct quantised levels': (rnd, n) => {
     const levels = [0.054711, 0.382638, -0.273216, 0.710565, -0.601143];
@@ -173,6 +178,15 @@ describe('float compression', () => {
 
   it('stores float32 readings of decimal quantities like decimals', () => {
     expect(bitsPerValue(GENERATORS['float32 of one-decimal values (Modbus register)'](new Random(7), 4096))).toBeLessThan(8);
+  });
+
+  it('stores registers scaled as raw * 0.1 as cheaply as raw / 10', () => {
+    const rnd = new Random(11);
+    let raw = 2000;
+    const registers = Array.from({ length: 4096 }, () => (raw += rnd.int(-3, 3)));
+    const divided = bitsPerValue(Float64Array.from(registers, (r) => r / 10));
+    expect(registers.some((r) => r * 0.1 !== r / 10)).toBe(true);
+    expect(bitsPerValue(Float64Array.from(registers, (r) => r * 0.1))).toBeLessThan(divided + 0.2);
   });
 
   it('stores decimals a few ulp off their short form far below raw doubles', () => {

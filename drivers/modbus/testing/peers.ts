@@ -1,0 +1,190 @@
+// Real peers for the modbus tests and benchmark: a pymodbus server (TCP, or RTU on a pty) and socat
+// pty pairs. Nothing here skips: a missing python3-pymodbus or socat fails the test that needs it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../../src/config/index.js';
+import type { InputContext, Logger } from '../../../src/core/component.js';
+import type { Point } from '../../../src/core/point.js';
+import type { ModbusInputConfig } from '../schema.js';
+
+/** Debian's python3 with python3-pymodbus (the pyenv python3 on PATH has no pymodbus). */
+export const PYTHON = '/usr/bin/python3';
+export const SERVER_SCRIPT = fileURLToPath(new URL('./server.py', import.meta.url));
+
+export type TableName = 'hr' | 'ir' | 'co' | 'di';
+
+export interface ServerSpec {
+  tcp?: { host?: string; port?: number };
+  rtu?: { port: string; baudrate?: number; parity?: 'N' | 'E' | 'O'; bytesize?: number; stopbits?: number };
+  /** Per unit id, per table: start address → values. */
+  units: Record<string, Partial<Record<TableName, Record<string, (number | boolean)[]>>>>;
+  fail?: Record<string, Partial<Record<TableName, number[]>>>;
+  missing?: 'ignore' | 'gateway';
+  delay_ms?: number;
+}
+
+export interface PymodbusServer {
+  port: number;
+  proc: ChildProcess;
+  set(unit: number, table: TableName, address: number, values: (number | boolean)[]): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function startPymodbus(spec: ServerSpec): Promise<PymodbusServer> {
+  const proc = spawn(PYTHON, [SERVER_SCRIPT, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  const acks: (() => void)[] = [];
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    proc.once('error', (err) => reject(new Error(`cannot start ${PYTHON} (python3-pymodbus is required): ${err.message}`)));
+    proc.once('exit', (code, signal) => reject(new Error(`pymodbus server exited (${code ?? signal}) before it was ready:\n${stderr}`)));
+    proc.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      let nl;
+      while ((nl = stdout.indexOf('\n')) >= 0) {
+        const line = stdout.slice(0, nl);
+        stdout = stdout.slice(nl + 1);
+        const msg = JSON.parse(line) as { ready?: boolean; port?: number | string; ok?: boolean };
+        if (msg.ready) {
+          resolve({
+            port: typeof msg.port === 'number' ? msg.port : 0,
+            proc,
+            set: (unit, table, address, values) =>
+              new Promise<void>((ack) => {
+                acks.push(ack);
+                proc.stdin.write(JSON.stringify({ set: { unit, table, address, values } }) + '\n');
+              }),
+            stop: async (sig: NodeJS.Signals = 'SIGKILL') => {
+              if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+              await exited;
+            },
+          });
+        } else if (msg.ok) acks.shift()?.();
+      }
+    });
+  });
+}
+
+export interface PtyPair {
+  /** The agent's end. */
+  a: string;
+  /** The device's end (pymodbus). */
+  b: string;
+  proc: ChildProcess;
+  /** socat's stderr: with `trace`, every transfer with its direction (">" a→b, "<" b→a). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** A pseudo-terminal pair joined by socat, as a null-modem cable between the agent and a device. */
+export async function startPtyPair(dir: string, options: { trace?: boolean; name?: string } = {}): Promise<PtyPair> {
+  const name = options.name ?? 'pty';
+  const a = `${dir}/${name}-a`;
+  const b = `${dir}/${name}-b`;
+  const args = ['-d', '-d', ...(options.trace ? ['-x', '-v'] : []), `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`];
+  const proc = spawn('socat', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const spawnError = new Promise<never>((_, reject) => proc.once('error', (err) => reject(new Error(`cannot start socat: ${err.message}`))));
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    if (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop')) break;
+    if (proc.exitCode !== null) throw new Error(`socat exited (${proc.exitCode}):\n${stderr}`);
+    if (Date.now() > deadline) throw new Error(`socat did not create ${a} and ${b}:\n${stderr}`);
+    await Promise.race([new Promise((r) => setTimeout(r, 20)), spawnError]);
+  }
+  return {
+    a,
+    b,
+    proc,
+    log: () => stderr,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  obj: Record<string, unknown>;
+  msg: string;
+}
+
+/** A logger that keeps what it is told, for assertions on "logged once per state change". */
+export function recordingLogger(entries: LogEntry[] = [], bindings: Record<string, unknown> = {}): Logger & { entries: LogEntry[] } {
+  const at =
+    (level: LogEntry['level']) =>
+    (obj: object, msg = ''): void => {
+      entries.push({ level, obj: { ...bindings, ...(obj as Record<string, unknown>) }, msg });
+    };
+  return {
+    entries,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => recordingLogger(entries, { ...bindings, ...more }),
+  };
+}
+
+export interface StoredPoint extends Point {
+  /** When the sink received it (ms). */
+  writtenMs: number;
+}
+
+/** An input context whose sink keeps the points (the ring's contract: resolves = durable). */
+export function testContext(id = 'plc'): InputContext & { points: StoredPoint[]; log: ReturnType<typeof recordingLogger> } {
+  const points: StoredPoint[] = [];
+  return {
+    id,
+    agentId: 'test',
+    dataDir: '/nonexistent',
+    log: recordingLogger(),
+    points,
+    sink: {
+      write: (batch: Point[]) => {
+        const now = Date.now();
+        for (const p of batch) points.push({ ...p, writtenMs: now });
+        return Promise.resolve();
+      },
+    },
+  };
+}
+
+/** Decodes an input's YAML through the real config loader (defaults, units, checks). */
+export function modbusConfig(id: string, yamlLines: string[]): ModbusInputConfig {
+  const text = ['version: 1', 'inputs:', `  ${id}:`, '    type: modbus', ...yamlLines.map((l) => `    ${l}`)].join('\n') + '\n';
+  const r = loadConfig({ text, file: 'test.yaml', env: {}, hostname: 'test' });
+  if (!r.ok) throw new Error(r.errors.map((e) => `${e.line}:${e.col} ${e.path}: ${e.message}`).join('\n'));
+  return r.config.inputs[id] as ModbusInputConfig;
+}
+
+/** Registers holding `values` encoded big-endian, as a device would hold them. */
+export function words(write: (b: Buffer) => void, bytes: number): number[] {
+  const b = Buffer.alloc(bytes);
+  write(b);
+  const out: number[] = [];
+  for (let i = 0; i < bytes; i += 2) out.push(b.readUInt16BE(i));
+  return out;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,299 @@
+// Decoding of MQTT messages into points. Pure: the time of receipt is passed in; nothing here reads a
+// clock or a socket, so every rule below is tested table-driven in payload.test.ts.
+//
+// Typing, the same as the serial input's so one JSON block of config means one thing everywhere:
+// - json: numbers are floats (also `20`: a sensor sending `20` then `20.5` must not make an integer and
+//   then a float field, which InfluxDB would refuse as a type conflict), booleans booleans, strings
+//   strings, nulls left out. Nested objects and arrays are flattened with `_` (`{"env":{"t":1}}` gives
+//   `env_t`, `{"v":[1,2]}` gives `v_0`, `v_1`). A top-level array of objects is a batch: one point each.
+// - value: the whole payload is one number (float) or true/false (any case); field `value`.
+// - influx: line protocol with its own measurement, tags and types; one or more lines per message.
+//
+// Tags: the input's `tags`, then the levels `topic_tags` takes from the topic, then (influx only) the
+// line's own tags; the later wins.
+//
+// A payload that yields nothing throws PayloadError with a reason meant for a log line.
+import { parseLines } from '../../src/core/line-protocol.js';
+import { MAX_TIME_US, MIN_TIME_US } from '../../src/core/line-protocol.js';
+import type { Fields, Point, Tags } from '../../src/core/point.js';
+import type { Precision } from '../../src/core/time.js';
+import { parseTopicTemplate, type MqttInputConfig, type TopicTemplateLevel } from './schema.js';
+
+/** A payload that cannot be turned into a single point. */
+export class PayloadError extends Error {
+  override readonly name = 'PayloadError';
+}
+
+export type MqttFormat = MqttInputConfig['format'];
+export type JsonSettings = NonNullable<MqttInputConfig['json']>;
+
+export interface DecoderSettings {
+  format: MqttFormat;
+  measurement: string;
+  tags: Tags;
+  topicTags?: string;
+  json?: JsonSettings;
+  /** Unit of line-protocol timestamps (format influx). */
+  influxPrecision?: Precision;
+}
+
+export interface Decoded {
+  points: Point[];
+  /** Line-protocol lines of this message that were refused (format influx), with why. */
+  rejectedLines: { line: number; error: string }[];
+  /** False when topic_tags is set and this topic does not fit it: the points carry no topic tags. */
+  topicMatched: boolean;
+}
+
+/** Decodes one message: throws PayloadError when nothing in it can be stored. */
+export type MessageDecoder = (topic: string, payload: Uint8Array, receivedUs: number) => Decoded;
+
+export function createDecoder(settings: DecoderSettings): MessageDecoder {
+  const topicTags = settings.topicTags === undefined ? undefined : compileTopicTags(settings.topicTags);
+  const baseTags = settings.tags;
+  const { measurement } = settings;
+  const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false });
+
+  let read: (text: string, receivedUs: number, tags: Tags) => Omit<Decoded, 'topicMatched'>;
+  switch (settings.format) {
+    case 'json': {
+      const json = jsonReader(settings.json ?? { time_precision: 'ms' });
+      read = (text, receivedUs, tags) => ({
+        points: json(text, receivedUs).map((r) => ({ measurement, tags: { ...tags }, fields: r.fields, timeUs: r.timeUs })),
+        rejectedLines: [],
+      });
+      break;
+    }
+    case 'value':
+      read = (text, receivedUs, tags) => ({
+        points: [{ measurement, tags: { ...tags }, fields: { value: parseValue(text) }, timeUs: receivedUs }],
+        rejectedLines: [],
+      });
+      break;
+    case 'influx': {
+      const precision = settings.influxPrecision ?? 'ns';
+      read = (text, receivedUs, tags) => influxRead(text, receivedUs, tags, precision);
+      break;
+    }
+  }
+
+  return (topic, payload, receivedUs) => {
+    let tags = baseTags;
+    let topicMatched = true;
+    if (topicTags) {
+      const fromTopic = topicTags(topic);
+      if (fromTopic === undefined) topicMatched = false;
+      else tags = { ...baseTags, ...fromTopic };
+    }
+    return { ...read(utf8.decode(payload), receivedUs, tags), topicMatched };
+  };
+}
+
+// ------------------------------------------------------------------------------------------ topics
+
+/**
+ * The tags a topic_tags template takes from a topic, or undefined when the topic does not fit the
+ * template (another level count, or a literal level that differs). Empty levels give no tag.
+ */
+export function compileTopicTags(template: string): (topic: string) => Tags | undefined {
+  const parsed = parseTopicTemplate(template);
+  if (!parsed.ok) throw new Error(`topic_tags "${template}": ${parsed.message} (the config loader should have refused this)`);
+  const levels: readonly TopicTemplateLevel[] = parsed.levels;
+  const hasRest = levels[levels.length - 1]?.kind === 'rest';
+  const fixed = hasRest ? levels.length - 1 : levels.length;
+  return (topic) => {
+    const parts = topic.split('/');
+    if (hasRest ? parts.length < fixed : parts.length !== fixed) return undefined;
+    const tags: Tags = {};
+    for (let i = 0; i < fixed; i++) {
+      const level = levels[i];
+      const part = parts[i];
+      if (level.kind === 'literal') {
+        if (part !== level.text) return undefined;
+      } else if (level.kind === 'tag') {
+        if (part !== '') tags[level.name] = part;
+      }
+    }
+    return tags;
+  };
+}
+
+// ------------------------------------------------------------------------------------------ value
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** format value: one number (a float) or a boolean; blanks around it are allowed. */
+export function parseValue(text: string): number | boolean {
+  const t = text.trim();
+  if (t === '') throw new PayloadError('empty value');
+  if (DECIMAL.test(t)) {
+    const n = Number(t);
+    if (!Number.isFinite(n)) throw new PayloadError(`${clip(t)} is out of the range of a float`);
+    return n;
+  }
+  const lower = t.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw new PayloadError(`${clip(t)} is neither a number nor true/false`);
+}
+
+// ------------------------------------------------------------------------------------------ influx
+
+function influxRead(text: string, receivedUs: number, tags: Tags, precision: Precision): Omit<Decoded, 'topicMatched'> {
+  const { points, rejects } = parseLines(text, { precision, defaultTimeUs: receivedUs });
+  const rejectedLines = rejects.map((r) => ({ line: r.line, error: r.error }));
+  if (points.length === 0) {
+    if (rejects.length > 0) throw new PayloadError(`not line protocol: line ${rejects[0].line}: ${rejects[0].error}`);
+    throw new PayloadError('no line-protocol lines');
+  }
+  if (Object.keys(tags).length > 0) for (const p of points) p.tags = { ...tags, ...p.tags };
+  return { points, rejectedLines };
+}
+
+// ------------------------------------------------------------------------------------------ json
+
+/** Deeper nesting is refused: it is not a sensor reading, and it would cost stack for nothing. */
+const MAX_JSON_DEPTH = 32;
+
+interface Reading {
+  fields: Fields;
+  timeUs: number;
+}
+
+interface Flat {
+  /** Leaves by flattened key. */
+  leaves: Map<string, string | number | boolean>;
+  /** Flattened keys of objects and arrays, each with the leaves under it (what `fields` may name). */
+  groups: Map<string, string[]>;
+}
+
+function flatten(obj: Record<string, unknown>): Flat {
+  const flat: Flat = { leaves: new Map(), groups: new Map() };
+  const walk = (value: unknown, key: string, depth: number, owners: readonly string[]): void => {
+    if (value === null) return;
+    if (typeof value === 'object') {
+      if (depth >= MAX_JSON_DEPTH) throw new PayloadError(`nested deeper than ${MAX_JSON_DEPTH} levels`);
+      flat.groups.set(key, []);
+      const inner = [...owners, key];
+      const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v as unknown] as const) : Object.entries(value);
+      for (const [k, v] of entries) walk(v, `${key}_${k}`, depth + 1, inner);
+      return;
+    }
+    if (typeof value !== 'number' && typeof value !== 'string' && typeof value !== 'boolean') return;
+    flat.leaves.set(key, value);
+    for (const o of owners) flat.groups.get(o)!.push(key);
+  };
+  for (const [k, v] of Object.entries(obj)) if (k !== '') walk(v, k, 1, []);
+  return flat;
+}
+
+/** format json: an object is one reading, an array of objects one reading each. */
+export function jsonReader(settings: JsonSettings): (text: string, receivedUs: number) => Reading[] {
+  const { fields: pick, time_key: timeKey, time_precision: precision } = settings;
+  const one = (obj: unknown, receivedUs: number, where: string): Reading => {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new PayloadError(`${where}is not a JSON object`);
+    const flat = flatten(obj as Record<string, unknown>);
+    let timeUs = receivedUs;
+    if (timeKey !== undefined) {
+      const t = flat.leaves.get(timeKey);
+      if (t === undefined) throw new PayloadError(`${where}no time: key ${timeKey} is missing`);
+      if (typeof t === 'boolean') throw new PayloadError(`${where}time ${timeKey} is a boolean`);
+      // Numbers are re-read from their shortest decimal form, exact for ms and coarser; ns epochs
+      // exceed a double's 53 bits, so devices should send them as strings of digits.
+      timeUs = typeof t === 'number' || EPOCH.test(t) ? epochToUs(String(t), precision) : rfc3339ToUs(t);
+    }
+    const fields: Fields = {};
+    let any = false;
+    const add = (key: string): void => {
+      const v = flat.leaves.get(key);
+      if (v === undefined || key === timeKey) return;
+      fields[key] = v;
+      any = true;
+    };
+    if (pick === undefined) for (const key of flat.leaves.keys()) add(key);
+    else {
+      for (const name of pick) {
+        add(name);
+        for (const key of flat.groups.get(name) ?? []) add(key);
+      }
+    }
+    if (!any) throw new PayloadError(`${where}${pick === undefined ? 'no values' : `none of the fields ${pick.join(', ')}`}`);
+    return { fields, timeUs };
+  };
+  return (text, receivedUs) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new PayloadError(`not JSON: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(parsed)) return [one(parsed, receivedUs, '')];
+    if (parsed.length === 0) throw new PayloadError('an empty JSON array');
+    return parsed.map((item, i) => one(item, receivedUs, `item ${i}: `));
+  };
+}
+
+// ------------------------------------------------------------------------------------------ times
+
+const EPOCH_SHIFT: Record<Precision, number> = { s: 6, ms: 3, us: 0, ns: -3 };
+const EPOCH = /^([+-]?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * An epoch number written in decimal (`1700000000.123`, `1.7e12`) to µs, exactly: by its digits, never
+ * through a double, so `.123` s never becomes `…122999` µs. Finer than µs is floored.
+ */
+export function epochToUs(text: string, precision: Precision): number {
+  const m = EPOCH.exec(text);
+  if (!m) throw new PayloadError(`time ${clip(text)} is not an epoch number`);
+  const [, sign, int, frac = '', exp = '0'] = m;
+  const exponent = EPOCH_SHIFT[precision] - frac.length + Number(exp);
+  if (Math.abs(exponent) > 40) throw new PayloadError(`time ${clip(text)} is out of range`);
+  let us = BigInt(int + frac);
+  if (sign === '-') us = -us;
+  if (exponent >= 0) us *= 10n ** BigInt(exponent);
+  else {
+    const div = 10n ** BigInt(-exponent);
+    const q = us / div;
+    us = us < 0n && q * div !== us ? q - 1n : q; // floor, also before 1970
+  }
+  return checkRange(us, text);
+}
+
+function checkRange(us: bigint, text: string): number {
+  if (us > BigInt(MAX_TIME_US) || us < BigInt(MIN_TIME_US)) throw new PayloadError(`time ${clip(text)} is out of range`);
+  return Number(us);
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** RFC 3339 with a zone (Z or ±hh:mm) to µs; fractions beyond the µs are floored. */
+export function rfc3339ToUs(text: string): number {
+  const m = RFC3339.exec(text);
+  if (!m) throw new PayloadError(`time ${clip(text)} is not RFC 3339 (2024-05-01T12:00:00.5Z; a zone is required)`);
+  const [, y, mo, d, h, mi, s, frac = '', z, offSign, offH, offM] = m;
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.
+  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  if (
+    date.getUTCMonth() !== Number(mo) - 1 ||
+    date.getUTCDate() !== Number(d) ||
+    Number(h) > 23 ||
+    Number(mi) > 59 ||
+    Number(s) > 60 ||
+    (z === undefined && (Number(offH) > 23 || Number(offM) > 59))
+  ) {
+    throw new PayloadError(`time ${clip(text)} is not a valid date and time`);
+  }
+  date.setUTCHours(Number(h), Number(mi), Number(s), 0);
+  const leap = Number(s) === 60; // a leap second is kept as the last µs of its minute
+  const offsetMin = z === undefined ? (offSign === '-' ? -1 : 1) * (Number(offH) * 60 + Number(offM)) : 0;
+  const ms = date.getTime() - (leap ? 1000 : 0) - offsetMin * 60_000;
+  const fracUs = leap ? 999_999 : Number(frac.slice(0, 6).padEnd(6, '0'));
+  return checkRange(BigInt(ms) * 1000n + BigInt(fracUs), text);
+}
+
+/** A value quoted in an error message, clipped so a garbage payload cannot flood a log line. */
+export function clip(text: string, max = 64): string {
+  const t = text.length > max ? `${text.slice(0, max)}…` : text;
+  return JSON.stringify(t);
+}

@@ -1,0 +1,594 @@
+// The sync engine: moves an output's unsent records from its source (the ring) to its driver, with
+// the guarantees of SPEC section 5. Written by hand because it is the product's core.
+//
+// Delivery. Records are leased from the source, written by the driver and settled (the cursor moves,
+// durably) only when the upstream acknowledged them; a failed or interrupted request releases its lease
+// and the records go again. So delivery is at-least-once and a restart re-sends at most what was in
+// flight; replays are harmless because both upstreams are idempotent (InfluxDB overwrites the same
+// series and time, TimescaleDB has a unique key and ON CONFLICT DO NOTHING).
+//
+// Order. A series is never in two requests at once, and each lane leases in write order, so within a
+// lane a series reaches the upstream in order, and a retry never lands after newer data of its series.
+//
+// Two lanes. Records above the live mark are live, the rest backlog. Live goes first: it is flushed
+// when a batch is full or its oldest record has waited flush_interval, and it may use one request slot
+// beyond the concurrency limit so it never queues behind the backfill. The backfill drains the backlog
+// oldest first, paced by max_rate and by the adaptive concurrency. The mark moves up (the freshest
+// records stay live) while the upstream fails, and when the live lane falls behind by more than
+// liveLagMs; after an outage the first request probes with the oldest backlog, then live data flows
+// and the backlog follows behind it.
+//
+// Faults (the driver's OutputError category): retry → exponential backoff with jitter (short for a link
+// that refuses connections, where probing is free); throttle → wait Retry-After, halve concurrency;
+// split → halve the request; reject → drop the named points (or bisect to find them) and send the rest;
+// auth/fatal → pause with a loud, rate-limited log line, keep everything, try again later.
+import { OutputError, type Logger, type Output, type OutputBatch, type OutputStats } from '../core/component.js';
+import { Aimd } from './aimd.js';
+import { halve, without } from './batch.js';
+import { RateLimiter } from './rate.js';
+import { ExponentialRetry, type ExponentialRetryOptions, type RetryStrategy } from './retry.js';
+import type { SourceLease, SyncSource } from './source.js';
+
+export interface SyncSettings {
+  /** Most points per request (batch_size); the adaptive size never exceeds it. */
+  batchPoints: number;
+  /** Longest a live record waits for a batch to fill (flush_interval). */
+  flushIntervalMs: number;
+  /** Timeout of one request (timeout). */
+  timeoutMs: number;
+  /** Backfill pace in points per second (max_rate); live data is never paced. */
+  maxRatePointsPerS?: number;
+  /** Most backfill requests in flight; the adaptive limit starts at 1. */
+  maxConcurrency: number;
+  /** When the live lane's oldest record is older than this, its backlog moves to the backfill lane. */
+  liveLagMs: number;
+  /** What stays live when the mark moves: records written within this window. */
+  liveWindowMs: number;
+  /** How often a paused output (auth, fatal) tries again. */
+  pausedRetryMs: number;
+  /** How long stop() lets requests in flight finish before aborting them. */
+  stopGraceMs: number;
+  /** How often the engine looks for new records. */
+  pollMs: number;
+  /** A loud log line about a paused or failing output at most this often. */
+  logEveryMs: number;
+  retry: Partial<ExponentialRetryOptions>;
+}
+
+export const DEFAULT_SYNC: Omit<SyncSettings, 'batchPoints' | 'flushIntervalMs' | 'timeoutMs'> = {
+  maxConcurrency: 4,
+  liveLagMs: 5_000,
+  liveWindowMs: 2_000,
+  pausedRetryMs: 60_000,
+  stopGraceMs: 5_000,
+  pollMs: 250,
+  logEveryMs: 5 * 60_000,
+  retry: {},
+};
+
+export type Lane = 'live' | 'backfill';
+
+export interface SyncOptions {
+  id: string;
+  output: Output;
+  source: SyncSource;
+  log: Logger;
+  settings: SyncSettings;
+  retry?: RetryStrategy;
+  now?: () => number;
+  /** Called after each delivered lease (for tests and tracing). */
+  onDelivered?: (event: { lane: Lane; points: number; rejectedPoints: number }) => void;
+}
+
+interface Job {
+  lease: SourceLease;
+  lane: Lane;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+interface IdSample {
+  id: number;
+  atMs: number;
+}
+
+/** Samples of "newest id at time t" kept to tell how old a record is. */
+const MAX_SAMPLES = 4096;
+const SAMPLE_KEEP_MS = 10 * 60_000;
+
+export class OutputSync {
+  private readonly settings: SyncSettings;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly retry: RetryStrategy;
+  private readonly aimd: Aimd;
+  private readonly rate: RateLimiter | undefined;
+  private readonly inflight = new Set<Job>();
+  private readonly busySeries = new Set<string>();
+  private readonly samples: IdSample[] = [];
+
+  private started = false;
+  private stopping = false;
+  private connected = false;
+  private connecting = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAtMs = Infinity;
+  private pumpQueued = false;
+
+  /** Records with an id above this are live. */
+  private boundary = 0;
+  private lastSeenId = 0;
+  /** When the oldest not yet leased live record was first seen; null when the live lane is drained. */
+  private livePendingSinceMs: number | null = null;
+  /** The live lane passed over busy series or had a request fail: look again as soon as a slot frees. */
+  private liveRecheck = false;
+  /** Every id up to here was offered to the live lane. */
+  private liveScannedId = 0;
+
+  private blockedUntilMs = 0;
+  private failures = 0;
+  private failingSinceMs: number | null = null;
+  private lastLoudLogMs = -Infinity;
+  private lastRejectLogMs = -Infinity;
+
+  private readonly counters: Omit<OutputStats, 'inFlight' | 'concurrency' | 'batchPoints' | 'counters'> = {
+    sentPoints: 0,
+    rejectedPoints: 0,
+    requests: 0,
+    sentBytes: 0,
+    retries: 0,
+    throttles: 0,
+    splits: 0,
+    lastLatencyMs: null,
+    latencyMs: null,
+    lastSuccessMs: null,
+    lastError: null,
+    lastErrorMs: null,
+    paused: null,
+  };
+
+  constructor(private readonly opts: SyncOptions) {
+    this.settings = opts.settings;
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    this.retry = opts.retry ?? new ExponentialRetry(opts.settings.retry);
+    this.aimd = new Aimd({
+      maxConcurrency: this.settings.maxConcurrency,
+      maxBatchPoints: this.settings.batchPoints,
+      minBatchPoints: Math.min(this.settings.batchPoints, 100),
+      timeoutMs: this.settings.timeoutMs,
+      latencyTolerance: 2,
+    });
+    const rate = this.settings.maxRatePointsPerS;
+    if (rate !== undefined) this.rate = new RateLimiter(rate, Math.max(rate, this.settings.batchPoints), this.now());
+  }
+
+  /** Begins delivering. Whatever is unsent now is backlog; what is written from here on is live. */
+  start(): Promise<void> {
+    if (this.started) return Promise.resolve();
+    this.started = true;
+    const now = this.now();
+    this.boundary = this.source.lastId();
+    this.lastSeenId = this.boundary;
+    this.liveScannedId = this.boundary;
+    this.samples.push({ id: this.boundary, atMs: now });
+    this.source.setLiveMark(this.boundary);
+    this.schedulePump(0);
+    return Promise.resolve();
+  }
+
+  /**
+   * Stops: no new requests; those in flight get stopGraceMs to finish, then are aborted and their
+   * records released (sent again after a restart). Resolves once the driver is closed.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.inflight.size > 0) {
+      let graceTimer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        graceTimer = setTimeout(resolve, this.settings.stopGraceMs);
+      });
+      await Promise.race([Promise.all([...this.inflight].map((j) => j.done)), grace]);
+      clearTimeout(graceTimer);
+      for (const job of this.inflight) job.abort.abort(new Error('output stopping'));
+      await Promise.all([...this.inflight].map((j) => j.done));
+    }
+    try {
+      await this.opts.output.close();
+    } catch (err) {
+      this.log.warn({ err }, 'output did not close cleanly');
+    }
+    try {
+      this.source.setLiveMark(null);
+    } catch {
+      // The store may already be closed; the mark lives in memory only.
+    }
+  }
+
+  stats(): OutputStats {
+    return {
+      ...this.counters,
+      inFlight: this.inflight.size,
+      concurrency: this.aimd.concurrency,
+      batchPoints: this.aimd.batchPoints,
+      counters: this.opts.output.counters?.() ?? {},
+    };
+  }
+
+  private get source(): SyncSource {
+    return this.opts.source;
+  }
+
+  // ------------------------------------------------------------------------------------ scheduling
+
+  private schedulePump(delayMs: number): void {
+    if (this.stopping) return;
+    if (delayMs <= 0) {
+      if (this.pumpQueued) return;
+      this.pumpQueued = true;
+      setImmediate(() => {
+        this.pumpQueued = false;
+        this.pump();
+      });
+      return;
+    }
+    const at = this.now() + delayMs;
+    if (this.timer && this.timerAtMs <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAtMs = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAtMs = Infinity;
+      this.pump();
+    }, delayMs);
+    // The agent's inputs keep the process alive; an idle output alone must not.
+    this.timer.unref();
+  }
+
+  private pump(): void {
+    if (this.stopping) return;
+    try {
+      this.pumpOnce();
+    } catch (err) {
+      // A store error (disk full, closed under us): log it and look again later rather than stop delivering.
+      this.log.error({ err }, 'output scheduling failed; trying again');
+      this.schedulePump(1000);
+    }
+  }
+
+  private pumpOnce(): void {
+    const now = this.now();
+    const lastId = this.source.lastId();
+    this.noteLastId(lastId, now);
+    if (now < this.blockedUntilMs) {
+      this.schedulePump(this.blockedUntilMs - now);
+      return;
+    }
+    if (!this.connected) {
+      this.connect();
+      return;
+    }
+    const failing = this.failures > 0;
+    if (failing) this.moveBoundary(now, lastId);
+    let wakeMs = this.settings.pollMs;
+    // While failing, one probe at a time, and the probe is the oldest backlog: when the upstream comes
+    // back, the backlog is delivered oldest first and the live lane starts from fresh records.
+    const lanes: Lane[] = failing ? ['backfill', 'live'] : ['live', 'backfill'];
+    for (const lane of lanes) {
+      for (;;) {
+        if (failing && this.inflight.size > 0) break;
+        const limit = this.aimd.concurrency + (lane === 'live' ? 1 : 0);
+        if (this.inflight.size >= limit) break;
+        const wait = lane === 'live' ? this.launchLive(now, lastId) : this.launchBackfill(now);
+        if (wait === 0) continue;
+        if (wait !== null) wakeMs = Math.min(wakeMs, wait);
+        break;
+      }
+    }
+    if (this.livePendingSinceMs !== null) wakeMs = Math.min(wakeMs, Math.max(1, this.livePendingSinceMs + this.settings.flushIntervalMs - now));
+    this.schedulePump(wakeMs);
+  }
+
+  /** Launches one live request if one is due. Returns 0 if launched, else ms until worth asking again (null: no opinion). */
+  private launchLive(now: number, lastId: number): number | null {
+    const due =
+      this.liveRecheck ||
+      (this.livePendingSinceMs !== null &&
+        (now - this.livePendingSinceMs >= this.settings.flushIntervalMs || this.source.pointsAfter(this.liveScannedId) >= this.aimd.batchPoints));
+    if (!due) return null;
+    const maxPoints = this.aimd.batchPoints;
+    const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.busySeries });
+    if (lease === null || lease.batch.points < maxPoints) {
+      // Drained up to lastId, except series that were busy: look again when a request completes.
+      this.liveScannedId = lastId;
+      this.livePendingSinceMs = null;
+      this.liveRecheck = this.busySeries.size > 0;
+    }
+    if (lease === null) return null;
+    const ageMs = now - this.seenAt(lease.minId);
+    if (ageMs > this.settings.liveLagMs && this.failures === 0) {
+      // The live lane fell behind (the upstream is slower than the inputs): what it holds becomes backlog,
+      // and the live lane starts again from fresh records.
+      this.source.release(lease);
+      this.moveBoundary(now, lastId);
+      this.log.info({ lag_ms: ageMs }, 'live data is falling behind; older records move to the backfill');
+      return 0;
+    }
+    this.launch(lease, 'live');
+    return 0;
+  }
+
+  private launchBackfill(now: number): number | null {
+    if (this.rate) {
+      const wait = this.rate.waitMs(now);
+      if (wait > 0) return wait;
+    }
+    const lease = this.source.lease({ maxPoints: this.aimd.batchPoints, maxId: this.boundary, skipSeries: this.busySeries });
+    if (lease === null) return null;
+    this.rate?.take(lease.batch.points, now);
+    this.launch(lease, 'backfill');
+    return 0;
+  }
+
+  // ------------------------------------------------------------------------------------ lanes
+
+  private noteLastId(lastId: number, now: number): void {
+    if (lastId <= this.lastSeenId) return;
+    this.lastSeenId = lastId;
+    this.samples.push({ id: lastId, atMs: now });
+    while (this.samples.length > MAX_SAMPLES || (this.samples.length > 2 && this.samples[1].atMs < now - SAMPLE_KEEP_MS)) this.samples.shift();
+    this.livePendingSinceMs ??= now;
+  }
+
+  /** When the record with this id was first seen (an upper bound of when it was written). */
+  private seenAt(id: number): number {
+    for (const s of this.samples) if (s.id >= id) return s.atMs;
+    return this.now();
+  }
+
+  /** Moves the live mark up to what was written liveWindowMs ago: older records become backlog. */
+  private moveBoundary(now: number, lastId: number): void {
+    let target = this.boundary;
+    for (const s of this.samples) {
+      if (s.atMs > now - this.settings.liveWindowMs) break;
+      target = Math.max(target, Math.min(s.id, lastId));
+    }
+    if (target <= this.boundary) return;
+    this.boundary = target;
+    this.liveScannedId = Math.max(this.liveScannedId, target);
+    this.source.setLiveMark(target);
+  }
+
+  // ------------------------------------------------------------------------------------ requests
+
+  private launch(lease: SourceLease, lane: Lane): void {
+    for (const s of lease.series) this.busySeries.add(s);
+    const job: Job = { lease, lane, abort: new AbortController(), done: Promise.resolve() };
+    this.inflight.add(job);
+    job.done = this.run(job);
+  }
+
+  private async run(job: Job): Promise<void> {
+    try {
+      const rejected = await this.deliver(job);
+      try {
+        this.source.settle(job.lease, rejected, this.now());
+      } catch (err) {
+        // Delivered but not recorded: it will be sent again, which the upstream takes as a no-op.
+        this.log.error({ err }, 'could not record a delivery; it will be sent again');
+        this.source.release(job.lease);
+        return;
+      }
+      this.counters.sentPoints += job.lease.batch.points - rejected;
+      this.counters.rejectedPoints += rejected;
+      this.counters.lastSuccessMs = this.now();
+      this.onSuccess();
+      this.opts.onDelivered?.({ lane: job.lane, points: job.lease.batch.points, rejectedPoints: rejected });
+    } catch (err) {
+      this.safeRelease(job);
+      if (!this.stopping) this.onFailure(asOutputError(err), job.lane);
+    } finally {
+      this.inflight.delete(job);
+      for (const s of job.lease.series) this.busySeries.delete(s);
+      this.schedulePump(0);
+    }
+  }
+
+  private safeRelease(job: Job): void {
+    try {
+      this.source.release(job.lease);
+      if (job.lane === 'backfill') this.rate?.refund(job.lease.batch.points);
+      if (job.lane === 'live') this.liveRecheck = true;
+    } catch (err) {
+      this.log.error({ err }, 'could not release a lease');
+    }
+  }
+
+  /** Sends a lease, in as many requests as splitting and rejects need. Returns the points refused for good. */
+  private async deliver(job: Job): Promise<number> {
+    const queue: OutputBatch[] = [job.lease.batch];
+    let rejected = 0;
+    while (queue.length > 0) {
+      const batch = queue.shift()!;
+      if (batch.points === 0) continue;
+      // A lease is whole chunks; a request holds at most the current (adaptive) batch size.
+      if (batch.points > this.aimd.batchPoints && batch.points > 1) {
+        queue.unshift(...halve(batch));
+        continue;
+      }
+      if (job.abort.signal.aborted) throw new OutputError('output stopping', 'retry');
+      const startedMs = this.now();
+      try {
+        const result = await this.request(batch, job.abort.signal);
+        const latencyMs = this.now() - startedMs;
+        this.counters.lastLatencyMs = latencyMs;
+        this.counters.latencyMs = this.counters.latencyMs === null ? latencyMs : this.counters.latencyMs * 0.8 + latencyMs * 0.2;
+        this.counters.sentBytes += result.bytes;
+        if (job.lane === 'backfill') this.aimd.onSuccess(latencyMs, batch.points);
+        rejected += Math.min(batch.points, Math.max(0, result.rejectedPoints));
+        if (result.rejectedPoints > 0) this.noteRejects(result.rejectedPoints, 'dropped by the upstream (partial write)');
+      } catch (err) {
+        const e = asOutputError(err);
+        if (this.stopping) throw e;
+        if (e.category === 'split') {
+          this.counters.splits++;
+          this.aimd.onTooLarge(batch.points);
+          if (batch.points > 1) queue.unshift(...halve(batch));
+          else {
+            rejected += 1;
+            this.noteRejects(1, `a single point is too large for the upstream: ${e.message}`);
+          }
+          continue;
+        }
+        if (e.category === 'reject') {
+          const rest = e.details.rejected?.length ? without(batch, e.details.rejected) : batch;
+          if (rest.points < batch.points) {
+            rejected += batch.points - rest.points;
+            this.noteRejects(batch.points - rest.points, e.message);
+            queue.unshift(rest);
+          } else if (batch.points > 1) {
+            // The upstream did not say which points: bisect until it does, or until single points remain.
+            queue.unshift(...halve(batch));
+          } else {
+            rejected += 1;
+            this.noteRejects(1, e.message);
+          }
+          continue;
+        }
+        throw e;
+      }
+    }
+    return rejected;
+  }
+
+  /** One request with the timeout; a driver that ignores its signal is raced, never waited for. */
+  private async request(batch: OutputBatch, jobSignal: AbortSignal): Promise<{ rejectedPoints: number; bytes: number }> {
+    this.counters.requests++;
+    const ctrl = new AbortController();
+    let timedOut = false;
+    const onAbort = () => ctrl.abort(jobSignal.reason);
+    jobSignal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        ctrl.abort(new Error('request timeout'));
+        reject(new OutputError(`no answer within ${this.settings.timeoutMs} ms`, 'retry', { timeout: true }));
+      }, this.settings.timeoutMs);
+      ctrl.signal.addEventListener('abort', () => reject(new OutputError('request aborted', 'retry')), { once: true });
+    });
+    try {
+      return await Promise.race([this.opts.output.write(batch, ctrl.signal), deadline]);
+    } catch (err) {
+      if (timedOut) throw new OutputError(`no answer within ${this.settings.timeoutMs} ms`, 'retry', { timeout: true }, { cause: err });
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      jobSignal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private connect(): void {
+    if (this.connecting) return;
+    this.connecting = true;
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(new Error('connect timeout')), this.settings.timeoutMs);
+    void this.opts.output
+      .connect(ctrl.signal)
+      .then(
+        () => {
+          this.connected = true;
+        },
+        (err: unknown) => {
+          if (!this.stopping) this.onFailure(asOutputError(err), null);
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        this.connecting = false;
+        this.schedulePump(0);
+      });
+  }
+
+  // ------------------------------------------------------------------------------------ outcomes
+
+  private onSuccess(): void {
+    this.retry.success();
+    if (this.failures > 0 || this.counters.paused !== null) {
+      const downMs = this.failingSinceMs === null ? 0 : this.now() - this.failingSinceMs;
+      let backlog: number | undefined;
+      try {
+        backlog = this.source.status().backlog_points;
+      } catch {
+        backlog = undefined;
+      }
+      this.log.info({ down_ms: downMs, backlog_points: backlog }, 'upstream accepts writes again; backfilling the backlog behind live data');
+    }
+    this.failures = 0;
+    this.failingSinceMs = null;
+    this.blockedUntilMs = 0;
+    this.counters.paused = null;
+  }
+
+  private onFailure(e: OutputError, lane: Lane | null): void {
+    const now = this.now();
+    this.failures++;
+    this.counters.lastError = e.message;
+    this.counters.lastErrorMs = now;
+    let delayMs: number;
+    switch (e.category) {
+      case 'auth':
+      case 'fatal':
+        this.counters.paused = e.category;
+        this.connected = false;
+        delayMs = this.settings.pausedRetryMs;
+        break;
+      case 'throttle':
+        this.counters.throttles++;
+        this.aimd.onThrottle();
+        delayMs = this.retry.nextDelay(e, this.failures);
+        break;
+      default:
+        this.counters.retries++;
+        if (e.details.timeout) this.aimd.onTimeout();
+        else if (!e.details.unreached) this.aimd.onThrottle();
+        delayMs = this.retry.nextDelay(e, this.failures);
+    }
+    this.blockedUntilMs = Math.max(this.blockedUntilMs, now + delayMs);
+    const details = { err: e.message, status: e.details.status, category: e.category, retry_in_ms: delayMs, lane: lane ?? undefined };
+    if (e.category === 'auth' || e.category === 'fatal') {
+      if (now - this.lastLoudLogMs >= this.settings.logEveryMs) {
+        this.lastLoudLogMs = now;
+        this.log.error(
+          details,
+          e.category === 'auth'
+            ? 'OUTPUT PAUSED: the upstream refuses our credentials; every point is kept and will be sent once they are fixed'
+            : 'OUTPUT PAUSED: the upstream refuses our configuration; every point is kept and will be sent once it is fixed',
+        );
+      }
+    } else if (this.failingSinceMs === null) {
+      this.log.warn(details, 'upstream write failed; keeping the data and retrying with backoff');
+    } else if (now - this.lastLoudLogMs >= this.settings.logEveryMs) {
+      this.lastLoudLogMs = now;
+      this.log.warn({ ...details, failing_for_ms: now - this.failingSinceMs, attempts: this.failures }, 'upstream still failing; keeping the data');
+    }
+    this.failingSinceMs ??= now;
+  }
+
+  private noteRejects(points: number, reason: string): void {
+    const now = this.now();
+    if (now - this.lastRejectLogMs < 60_000) return;
+    this.lastRejectLogMs = now;
+    this.log.warn({ points, reason }, 'the upstream refused points for good; they are counted as rejected and not sent again');
+  }
+}
+
+/** Anything thrown by a driver, as an OutputError (an unknown error is worth a retry, never a drop). */
+export function asOutputError(err: unknown): OutputError {
+  if (err instanceof OutputError) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  return new OutputError(e.message, 'retry', {}, { cause: e });
+}
