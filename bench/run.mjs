@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { storageBench } from './storage.mjs';
+import { rollupBench } from './rollup.mjs';
 
 const OUT = new URL('./out/', import.meta.url).pathname;
 const only = process.argv.slice(2);
@@ -35,6 +36,29 @@ if (want('storage')) {
       ['naive insert values/s', (r) => Math.round(r.naive_insert_values_per_s).toLocaleString('en')],
       ['import peak RSS MB', (r) => fmt(r.import_peak_rss_mb, 0) + ' (≤ 150)'],
     ]),
+  );
+}
+
+if (want('rollup')) {
+  const r = (results.rollup = await rollupBench());
+  console.log('\n## Rollups (synthetic, 1m and 1h windows; cost: 4 series at 1 s for 3 days; queries: 10 s data over 30 days)\n');
+  console.log(
+    table(
+      [
+        ['points imported', r.points.toLocaleString('en'), ''],
+        ['import without rollups', fmt(r.import_s_without_rollups) + ' s', ''],
+        ['import with rollups', fmt(r.import_s_with_rollups) + ' s', ''],
+        ['rollup maintenance cost', fmt(r.rollup_cost_pct, 1) + ' %', '≤ 15 %'],
+        ['1-day 1m query, one series (rollups)', fmt(r.query_1day_1m_ms) + ' ms', '≤ 20 ms'],
+        ['30-day 1h query, one series (rollups)', fmt(r.query_30day_1h_ms) + ' ms', '≤ 50 ms'],
+        ['1-day 2m query, one series (from raw)', fmt(r.query_1day_2m_from_raw_ms) + ' ms', ''],
+      ],
+      [
+        ['figure', (x) => x[0]],
+        ['measured', (x) => x[1]],
+        ['target', (x) => x[2]],
+      ],
+    ),
   );
 }
 

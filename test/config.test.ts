@@ -127,6 +127,7 @@ describe('valid configs', () => {
       retention: {},
       outputs: {},
       http: { listen: '127.0.0.1:9273' },
+      rules: { validate: [], flag_tag: { quality: 'bad' }, alerts: [], notify: { retries: 3, retry_backoff: 1000, queue_size: 1000 } },
     });
   });
 
@@ -202,7 +203,7 @@ describe('error positions and paths', () => {
       '2:1 agnet: unknown key "agnet"; did you mean "agent"?',
     ]);
     expect(errors(yaml('version: 1', 'fleet: {}'))).toEqual([
-      '2:1 fleet: unknown key "fleet"; known keys: version, agent, buffer, inputs, aggregate, retention, outputs, http',
+      '2:1 fleet: unknown key "fleet"; known keys: version, agent, buffer, inputs, aggregate, retention, outputs, http, rules',
     ]);
   });
 

@@ -127,6 +127,7 @@ describe('SqliteRing', () => {
     const dir = tmpDir();
     const cap = 1 * MiB;
     const ring = SqliteRing.open(options(dir, { maxBytes: cap }));
+    ring.registerOutput('uplink');
     const writer = new BulkWriter(ring, 1024);
     let total = 0;
     for (let batch = 0; batch < 60; batch++) {
@@ -141,6 +142,9 @@ describe('SqliteRing', () => {
     expect(status.dropped.dropped_oldest).toBeGreaterThan(0);
     expect(status.points + status.dropped.dropped_oldest).toBe(total);
     expect(status.values + status.dropped_values.dropped_oldest).toBe(total * 5);
+    // The output never received what was dropped, and its status says so.
+    expect(status.outputs.uplink.lost_unsent_points).toBe(status.dropped.dropped_oldest);
+    expect(status.outputs.uplink.backlog_points).toBe(status.points);
     // What survived is the newest data.
     expect(status.newest_ms).toBe(1_700_000_000_000 + 59 * 500_000 + 499_000);
     ring.close();

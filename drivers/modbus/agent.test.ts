@@ -22,6 +22,15 @@ describe('modbus config', () => {
     expect(here('README.md')).toContain('```yaml\n' + text + '```');
     expect(sluice(['check', '-c', new URL('sample.yaml', import.meta.url).pathname]).status).toBe(0);
   });
+
+  it('scale and offset on a bool are refused where they are written', () => {
+    const text = ['version: 1', 'inputs:', '  m:', '    type: modbus', '    url: tcp://10.0.0.1', '    devices:', '      - unit_id: 1', '        registers:'];
+    const r = loadConfig({ text: [...text, '          - { name: on, table: coil, address: 0, scale: 10 }', '          - { name: run, table: holding, address: 1, type: bool, offset: 1 }', ''].join('\n'), file: 't.yaml', env: {}, hostname: 'h' });
+    expect(r.ok ? [] : r.errors.map((e) => `${e.line}:${e.col} ${e.path}: ${e.message}`)).toEqual([
+      '9:57 inputs.m.devices[0].registers[0].scale: scale and offset do not apply to a bool',
+      '10:74 inputs.m.devices[0].registers[1].offset: scale and offset do not apply to a bool',
+    ]);
+  });
 });
 
 describe('sluice run with a modbus input', () => {

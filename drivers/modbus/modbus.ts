@@ -110,7 +110,7 @@ export class ModbusInput implements Input {
     try {
       this.bus = acquireBus(spec, this.ctx.log, this.tuning);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (this.config.schedule !== undefined) {
       // Cron fires on whole seconds; the point time is the scheduled second, not when the callback ran.

@@ -93,7 +93,7 @@ describe('modbus RTU against pymodbus on a pty pair', () => {
     const times = two.map((p) => p.timeUs / 1000);
     expect(times.slice(1).map((t, i) => t - times[i])).toEqual(times.slice(1).map(() => 250));
     expect(one.map((p) => p.timeUs)).toEqual(two.map((p) => p.timeUs));
-    for (const p of ctx.points) expect(p.writtenMs - p.timeUs / 1000).toBeLessThan(100 + 100);
+    for (const p of ctx.points) expect(p.writtenMs - p.timeUs / 1000).toBeLessThan(2 * 100); // at most one timeout
     const c = m.stats().counters!;
     expect(c.timeouts).toBeGreaterThanOrEqual(3);
     expect(c.timeouts).toBeLessThan(c.polls);

@@ -160,6 +160,9 @@ export const modbusInput = defineComponent({
         const last = reg.address + REGISTER_WORDS[reg.type] - 1;
         if (last > 65535) ctx.error([...at, 'address'], `${reg.type} at address ${reg.address} spans ${REGISTER_WORDS[reg.type]} registers and runs past 65535`);
         if (reg.scale === 0) ctx.error([...at, 'scale'], 'scale 0 makes every value 0');
+        if (reg.type === 'bool' && (reg.scale !== 1 || reg.offset !== 0)) {
+          ctx.error([...at, reg.scale !== 1 ? 'scale' : 'offset'], 'scale and offset do not apply to a bool');
+        }
         const prev = fields.get(reg.name);
         if (prev !== undefined) ctx.error([...at, 'name'], `field "${reg.name}" is already read by registers[${prev}] of this device`);
         else fields.set(reg.name, r);

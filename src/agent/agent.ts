@@ -11,6 +11,7 @@ import { sourceFor } from '../sync/source.js';
 import cron, { type ScheduledTask } from 'node-cron';
 import { parseDuration } from '../config/index.js';
 import { startHttp, type HttpEndpoint } from '../http/server.js';
+import { RulesEngine } from '../rules/engine.js';
 
 /** How often level-0 chunks are merged into compressed level-1 chunks. */
 const COMPACT_EVERY_MS = 10_000;
@@ -29,6 +30,8 @@ export class Agent {
   readonly ring: SqliteRing;
   readonly inputs = new Map<string, Input>();
   readonly outputs = new Map<string, OutputSync>();
+  /** Validation and alert rules (`rules`); undefined when there are none. `rules.stats()` feeds status and metrics. */
+  rules: RulesEngine | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   private rollupTimer: NodeJS.Timeout | undefined;
   private retentionTask: ScheduledTask | undefined;
@@ -45,6 +48,14 @@ export class Agent {
 
   async start(): Promise<void> {
     const { config } = this.options;
+    // Before the inputs: their first points already pass the rules.
+    this.rules = RulesEngine.create(config.rules, {
+      agentId: config.agent.id,
+      agentTags: config.agent.tags,
+      log: this.log.child({ component: 'rules' }),
+      store: (points) => this.ring.write(points),
+    });
+    await this.rules?.start();
     for (const [id, inputConfig] of Object.entries(config.inputs)) {
       const log = this.log.child({ input: id, type: inputConfig.type });
       const input = createInput(id, inputConfig, {
@@ -123,7 +134,8 @@ export class Agent {
     return {
       write: (points: Point[]) => {
         if (hasAgentTags) for (const p of points) p.tags = { ...agentTags, ...p.tags };
-        return this.ring.write(points);
+        // Validation drops invalid values here, so they never reach the ring.
+        return this.ring.write(this.rules ? this.rules.process(points) : points);
       },
       commitNow: () => this.ring.commit(),
     };
@@ -142,6 +154,8 @@ export class Agent {
         this.log.error({ err, input: id }, 'input did not stop cleanly');
       }
     }
+    // After the inputs (no new alerts), before the commit (its last alert points are made durable).
+    await this.rules?.stop();
     this.ring.commit();
     // After inputs (nothing new arrives), before the ring closes: requests in flight get a grace period.
     for (const [id, output] of this.outputs) {

@@ -361,6 +361,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
     retention: partial.retention!,
     outputs: outputs as Record<string, OutputConfig>,
     http: partial.http!,
+    rules: partial.rules!,
   };
   return { ok: true, config };
 }

@@ -8,6 +8,7 @@ import { serialInput, type SerialInputConfig } from '../../drivers/serial/schema
 import { simulatorInput, type SimulatorInputConfig } from '../../drivers/simulator/schema.js';
 import { timescaledbOutput, type TimescaledbOutputConfig } from '../../drivers/timescaledb/schema.js';
 import { AGGREGATE_FUNCTIONS } from '../core/aggregate.js';
+import { RulesSchema, finishRules, type RulesConfig } from '../rules/schema.js';
 import type { Path } from './errors.js';
 import {
   Duration,
@@ -142,6 +143,7 @@ export const ConfigSchema = Type.Object(
     retention: RetentionSchema,
     outputs: componentMap<OutputConfig>('output', 'Outputs by id; the id names the output\'s cursor, logs and metrics (renaming it resends everything).'),
     http: defaultEmpty(HttpSchema),
+    rules: defaultEmpty(RulesSchema),
   },
   { additionalProperties: false, title: 'sluice configuration', description: 'Configuration of the sluice edge gateway agent (YAML, version 1).' },
 );
@@ -165,6 +167,7 @@ export const SECTIONS = {
   aggregate: AggregateSchema,
   retention: RetentionSchema,
   http: HttpSchema,
+  rules: RulesSchema,
 } as const satisfies Record<string, TObject | typeof RetentionSchema>;
 
 function jsonClone<T>(value: T): T {
@@ -213,6 +216,7 @@ export interface PartialConfig {
   aggregate?: AggregateConfig;
   retention?: Record<string, Milliseconds>;
   http?: HttpConfig;
+  rules?: RulesConfig;
   outputs: Record<string, OutputConfig | undefined>;
 }
 
@@ -264,6 +268,8 @@ export function finishConfig(cfg: PartialConfig, raw: Record<string, unknown>, h
       );
     }
   }
+
+  if (cfg.rules) finishRules(cfg.rules, (path, message, at) => r.error(path, message, at));
 
   const listen = cfg.http?.listen;
   if (listen !== undefined && listen !== 'off') {

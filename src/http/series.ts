@@ -70,7 +70,8 @@ export function readSeries(ring: SqliteRing, q: SeriesQuery): SeriesResult {
   let field = q.field ?? null;
   const bySeries = new Map<number, { key: string; times: number[]; values: number[] }>();
   let truncated = false;
-  const scan = ring.scan({ measurement: q.measurement, fromUs: q.sinceMs * 1000, toUs: q.untilMs * 1000, fields: q.field ? new Set([q.field]) : undefined });
+  // Every column is decoded, not just `field`: the page lists the other fields to choose from.
+  const scan = ring.scan({ measurement: q.measurement, fromUs: q.sinceMs * 1000, toUs: q.untilMs * 1000 });
   for (const g of scan) {
     let line = bySeries.get(g.seriesId);
     if (!line) {

@@ -177,7 +177,9 @@ function apiStatus(probe: AgentProbe): Record<string, unknown> {
   const outputStats = probe.outputStats();
   const outputs: Record<string, unknown> = {};
   for (const [id, o] of Object.entries(snap.store.outputs)) {
-    outputs[id] = { type: probe.outputType(id), ...o, ...(outputStats[id] ? { stats: outputStats[id] } : {}) };
+    // A cursor whose output left the config keeps its id; its type is then unknown (null).
+    const type = probe.outputType(id);
+    outputs[id] = { type: type === 'unknown' ? null : type, ...o, ...(outputStats[id] ? { stats: outputStats[id] } : {}) };
   }
   const inputs: Record<string, unknown> = {};
   for (const [id, s] of Object.entries(snap.inputs)) {

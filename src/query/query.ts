@@ -68,14 +68,16 @@ function* queryRollups(ring: SqliteRing, opts: QueryOptions & { functions: Aggre
   for (const series of ring.listSeries(opts.measurement)) {
     const windows: WindowStates = new Map();
     if (alignedFrom < alignedTo) {
-      const dirty = new Set(ring.dirtyStarts(series.id, tierMs, alignedFrom, alignedTo));
+      // Windows written since the last rollup pass are computed from raw data instead.
+      const dirty = ring.dirtyRanges(series.id, tierMs, alignedFrom, alignedTo);
+      const isDirty = (start: number) => dirty.some(([lo, hi]) => start >= lo && start <= hi);
       for (const g of ring.seriesGroups(series.id, tierMs, alignedFrom, alignedTo, statFields)) {
-        for (const [start, fields] of groupToStates(g)) if (!dirty.has(start)) windows.set(start, fields);
+        for (const [start, fields] of groupToStates(g)) if (!isDirty(start)) windows.set(start, fields);
       }
-      for (const start of dirty) {
-        for (const g of ring.seriesGroups(series.id, 0, start, start + windowUs, rawFields)) aggregateRaw(g, windowUs, windows);
+      for (const [lo, hi] of dirty) {
+        for (const g of ring.seriesGroups(series.id, 0, lo, Math.min(hi + windowUs, alignedTo), rawFields)) aggregateRaw(g, windowUs, windows);
       }
-    } 
+    }
     // Partial windows at the edges of the range come from raw data.
     const edges: [number, number][] = alignedFrom < alignedTo ? [[from, alignedFrom], [alignedTo, to]] : [[from, to]];
     for (const [lo, hi] of edges) {

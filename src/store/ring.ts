@@ -92,6 +92,11 @@ export interface OutputStatus {
   last_success_ms: number | null;
   sent_points: number;
   rejected_points: number;
+  /**
+   * Points removed from the store (rolled up, dropped for space or by retention) before this output
+   * received them. Under `rollup` their windows remain in the rollups.
+   */
+  lost_unsent_points: number;
 }
 
 export interface StoreStatus {
@@ -161,15 +166,16 @@ CREATE TABLE IF NOT EXISTS chunks(
 CREATE INDEX IF NOT EXISTS chunks_series_time ON chunks(series_id, tier, min_us);
 CREATE INDEX IF NOT EXISTS chunks_tier_time ON chunks(tier, max_us);
 CREATE INDEX IF NOT EXISTS chunks_max_time ON chunks(max_us);
-CREATE TABLE IF NOT EXISTS rollup_dirty(tier INTEGER NOT NULL, series_id INTEGER NOT NULL, start_us INTEGER NOT NULL,
-  PRIMARY KEY(tier, series_id, start_us)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_dirty(tier INTEGER NOT NULL, series_id INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
+  PRIMARY KEY(tier, series_id, from_us, to_us)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors(
   output TEXT PRIMARY KEY,
   ranges TEXT NOT NULL DEFAULT '[]',
   sent_points INTEGER NOT NULL DEFAULT 0,
   rejected_points INTEGER NOT NULL DEFAULT 0,
   last_success_ms INTEGER,
-  tier INTEGER NOT NULL DEFAULT 0);
+  tier INTEGER NOT NULL DEFAULT 0,
+  rolled_up_unsent INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS drops(reason TEXT PRIMARY KEY, points INTEGER NOT NULL, vals INTEGER NOT NULL);
 `;
 
@@ -280,7 +286,7 @@ export class SqliteRing {
         : db.prepare('INSERT INTO chunks(series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       oldestChunks: db.prepare('SELECT id, series_id, min_us, max_us, rows, vals, tier FROM chunks WHERE tier = ? ORDER BY max_us, id LIMIT ?'),
       oldestAny: db.prepare('SELECT id, series_id, min_us, max_us, rows, vals, tier FROM chunks ORDER BY max_us, id LIMIT ?'),
-      markDirty: ro ? undefined : db.prepare('INSERT OR IGNORE INTO rollup_dirty(tier, series_id, start_us) VALUES (?, ?, ?)'),
+      markDirty: ro ? undefined : db.prepare('INSERT OR IGNORE INTO rollup_dirty(tier, series_id, from_us, to_us) VALUES (?, ?, ?, ?)'),
       deleteChunk: ro ? undefined : db.prepare('DELETE FROM chunks WHERE id = ?'),
       addDrop: ro
         ? undefined
@@ -417,41 +423,36 @@ export class SqliteRing {
         // Ids first: better-sqlite3 cannot write while a statement is still iterating.
         const ids = this.db.prepare('SELECT id FROM chunks WHERE tier = 0').pluck().all() as number[];
         const chunkOf = this.db.prepare('SELECT series_id, data FROM chunks WHERE id = ?');
-        const mark = this.db.prepare('INSERT OR IGNORE INTO rollup_dirty(tier, series_id, start_us) VALUES (?, ?, ?)');
         for (const id of ids) {
           const c = chunkOf.get(id) as { series_id: number; data: Uint8Array };
           const times = decodeChunk(c.data, new Set()).timesUs;
-          for (const w of added) {
-            const windowUs = w * 1000;
-            let last = NaN;
-            for (const t of times) {
-              const start = Math.floor(t / windowUs) * windowUs;
-              if (start !== last) mark.run(w, c.series_id, (last = start));
-            }
-          }
+          for (const w of added) this.markRange(w, c.series_id, times[0], times[times.length - 1]);
         }
       }
       this.db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('rollup_windows_ms', ?)").run(JSON.stringify(this.opts.rollupWindowsMs));
     })();
   }
 
-  /** Records the rollup windows of every tier that these raw points fall in as needing (re)computation. */
+  /**
+   * Records the windows of every tier that these raw points fall in as needing (re)computation: one
+   * range per chunk and tier (a window in the range without data simply yields nothing).
+   */
   private markDirty(seriesId: number, group: RowGroup): void {
     if (this.opts.rollupWindowsMs.length === 0) return;
     const timesUs = group.timesUs;
+    const first = timesUs[0];
+    const last = timesUs[timesUs.length - 1];
     const rolledUntil = this.rolledUpUntil(seriesId);
-    if (timesUs[0] < rolledUntil) this.mergeLate(seriesId, group, rolledUntil);
+    if (first < rolledUntil) this.mergeLate(seriesId, group, rolledUntil);
     for (const [ti, windowMs] of this.opts.rollupWindowsMs.entries()) {
-      const windowUs = windowMs * 1000;
-      let last = NaN;
-      for (let i = 0; i < timesUs.length; i++) {
-        if (ti === 0 && timesUs[i] < rolledUntil) continue;
-        const start = Math.floor(timesUs[i] / windowUs) * windowUs;
-        if (start === last) continue;
-        last = start;
-        this.stmt.markDirty!.run(windowMs, seriesId, start);
-      }
+      const from = ti === 0 ? Math.max(first, rolledUntil) : first;
+      if (from <= last) this.markRange(windowMs, seriesId, from, last);
     }
+  }
+
+  private markRange(windowMs: number, seriesId: number, firstUs: number, lastUs: number): void {
+    const windowUs = windowMs * 1000;
+    this.stmt.markDirty!.run(windowMs, seriesId, Math.floor(firstUs / windowUs) * windowUs, Math.floor(lastUs / windowUs) * windowUs);
   }
 
   private seriesId(key: string): number {
@@ -520,6 +521,7 @@ export class SqliteRing {
         for (const v of victims) {
           const reason: DropReason = !rollup ? 'dropped_oldest' : v.tier === 0 ? 'rolled_up' : 'dropped_rollups';
           if (rollup) this.rollUpBeforeEvicting(v);
+          this.countUnsent(v);
           this.stmt.deleteChunk!.run(v.id);
           const counts = byReason.get(reason) ?? { points: 0, values: 0 };
           counts.points += v.rows;
@@ -531,6 +533,14 @@ export class SqliteRing {
       }
     }
     return this.usedBytes() + needed <= budget || this.usedBytes() === 0;
+  }
+
+  /** An output that had not received a chunk about to go is told so in its status (by reason of loss). */
+  private countUnsent(victim: { id: number; rows: number; tier: number }): void {
+    for (const cur of this.db.prepare('SELECT output, ranges FROM cursors WHERE tier = ?').all(victim.tier) as { output: string; ranges: string }[]) {
+      if (containsId(JSON.parse(cur.ranges) as IdRange[], victim.id)) continue;
+      this.db.prepare('UPDATE cursors SET rolled_up_unsent = rolled_up_unsent + ? WHERE output = ?').run(victim.rows, cur.output);
+    }
   }
 
   /** Under `rollup`: make sure every window a chunk about to go touches is rolled up in the tiers above it. */
@@ -692,15 +702,28 @@ export class SqliteRing {
 
   /** Rollup tiers (window ms) present in the store, shortest first. */
   storedTiers(): number[] {
-    return (this.db.prepare('SELECT DISTINCT tier FROM chunks WHERE tier > 0 UNION SELECT DISTINCT tier FROM rollup_dirty ORDER BY 1').pluck().all() as number[]);
+    return this.db.prepare('SELECT DISTINCT tier FROM chunks WHERE tier > 0 UNION SELECT DISTINCT tier FROM rollup_dirty ORDER BY 1').pluck().all() as number[];
   }
 
-  /** Window starts of one series and tier that still wait for (re)computation. */
-  dirtyStarts(seriesId: number, tier: number, fromUs: number, toUs: number): number[] {
-    return this.db
-      .prepare('SELECT start_us FROM rollup_dirty WHERE tier = ? AND series_id = ? AND start_us >= ? AND start_us < ? ORDER BY start_us')
-      .pluck()
-      .all(tier, seriesId, fromUs, toUs) as number[];
+  /**
+   * Ranges of window starts [first, last] of one series and tier that still wait for (re)computation,
+   * merged and clipped to starts in [fromUs, toUs).
+   */
+  dirtyRanges(seriesId: number, tier: number, fromUs = -Number.MAX_SAFE_INTEGER, toUs = Number.MAX_SAFE_INTEGER): [number, number][] {
+    const rows = this.db
+      .prepare('SELECT from_us AS a, to_us AS b FROM rollup_dirty WHERE tier = ? AND series_id = ? AND to_us >= ? AND from_us < ? ORDER BY from_us')
+      .all(tier, seriesId, fromUs, toUs) as { a: number; b: number }[];
+    const windowUs = tier * 1000;
+    const out: [number, number][] = [];
+    for (const { a, b } of rows) {
+      const lo = Math.max(a, Math.ceil(fromUs / windowUs) * windowUs);
+      const hi = Math.min(b, toUs - 1);
+      if (lo > hi) continue;
+      const prev = out[out.length - 1];
+      if (prev && lo <= prev[1] + windowUs) prev[1] = Math.max(prev[1], hi);
+      else out.push([lo, hi]);
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- rollups
@@ -721,52 +744,55 @@ export class SqliteRing {
       for (let ti = 0; ti < tiers.length; ti++) {
         const tier = tiers[ti];
         const windowUs = tier * 1000;
-        const lastStart = opts.untilUs ?? now - windowUs;
-        const dirty = (
+        const lastStart = Math.floor((opts.untilUs ?? now - windowUs) / windowUs) * windowUs;
+        const seriesIds =
           opts.seriesId === undefined
-            ? this.db.prepare('SELECT series_id AS s, start_us AS t FROM rollup_dirty WHERE tier = ? AND start_us <= ? ORDER BY series_id, start_us').all(tier, lastStart)
-            : this.db.prepare('SELECT series_id AS s, start_us AS t FROM rollup_dirty WHERE tier = ? AND series_id = ? AND start_us <= ? ORDER BY start_us').all(tier, opts.seriesId, lastStart)
-        ) as { s: number; t: number }[];
-        const bySeries = new Map<number, number[]>();
-        for (const d of dirty) {
-          let list = bySeries.get(d.s);
-          if (!list) bySeries.set(d.s, (list = []));
-          list.push(d.t);
-        }
-        const clear = this.db.prepare('DELETE FROM rollup_dirty WHERE tier = ? AND series_id = ? AND start_us = ?');
-        for (const [seriesId, allStarts] of bySeries) {
-         // Batches of windows bound the memory a long import's rollups take.
-         for (let b = 0; b < allStarts.length; b += this.opts.maxChunkRows) {
-          const starts = allStarts.slice(b, b + this.opts.maxChunkRows);
+            ? (this.db.prepare('SELECT DISTINCT series_id FROM rollup_dirty WHERE tier = ? AND from_us <= ?').pluck().all(tier, lastStart) as number[])
+            : [opts.seriesId];
+        for (const seriesId of seriesIds) {
+          const ranges = this.dirtyRanges(seriesId, tier, -Number.MAX_SAFE_INTEGER, lastStart + 1);
+          if (ranges.length === 0) continue;
+          // Take the ranges out; what lies beyond lastStart (windows still open) goes back in.
+          const rows = this.db.prepare('SELECT from_us AS a, to_us AS b FROM rollup_dirty WHERE tier = ? AND series_id = ? AND from_us <= ?').all(tier, seriesId, lastStart) as { a: number; b: number }[];
+          this.db.prepare('DELETE FROM rollup_dirty WHERE tier = ? AND series_id = ? AND from_us <= ?').run(tier, seriesId, lastStart);
+          for (const r of rows) if (r.b > lastStart) this.stmt.markDirty!.run(tier, seriesId, lastStart + windowUs, r.b);
           const rolledUntil = this.rolledUpUntil(seriesId);
-          // The finest tier is always computed from raw (late points into rolled-up windows were merged
-          // when written); a coarser window reaching below the rolled-up mark builds on the tier below.
-          const fromRaw = new Set(ti === 0 ? starts : starts.filter((t) => t >= rolledUntil));
-          const fromBelow = new Set(ti === 0 ? [] : starts.filter((t) => t < rolledUntil));
-          const states: WindowStates = new Map();
-          if (fromRaw.size > 0) {
-            for (const g of this.seriesGroups(seriesId, 0, Math.min(...fromRaw), Math.max(...fromRaw) + windowUs)) aggregateRaw(g, windowUs, states, fromRaw);
-          }
-          if (fromBelow.size > 0) {
-            for (const g of this.seriesGroups(seriesId, tiers[ti - 1], Math.min(...fromBelow), Math.max(...fromBelow) + windowUs)) {
-              aggregateRollup(g, windowUs, states, fromBelow);
+          for (const [first, last] of ranges) {
+            // Batches of windows bound the memory a long import's rollups take.
+            for (let lo = first; lo <= last; lo += this.opts.maxChunkRows * windowUs) {
+              const hi = Math.min(last, lo + (this.opts.maxChunkRows - 1) * windowUs);
+              written += this.rollUpWindows(seriesId, ti, lo, hi, rolledUntil);
             }
           }
-          if (states.size > 0) {
-            const group = statesToGroup(states);
-            for (let start = 0; start < group.timesUs.length; start += this.opts.maxChunkRows) {
-              const part = sliceGroup(group, start, start + this.opts.maxChunkRows);
-              this.stmt.insertChunk!.run(seriesId, part.timesUs[0], part.timesUs[part.timesUs.length - 1], part.timesUs.length, groupValueCount(part), 0, encodeChunk(part), tier);
-              written += part.timesUs.length;
-            }
-          }
-          for (const t of starts) clear.run(tier, seriesId, t);
-         }
         }
       }
     };
     this.db.transaction(run)();
     return written;
+  }
+
+  /**
+   * Recomputes the windows of tier `ti` starting in [firstUs, lastUs] of one series: the finest tier
+   * from raw data (late points into rolled-up windows were merged when written), coarser tiers from
+   * raw too (so a query answers the same from rollups as from raw) except below the rolled-up mark,
+   * where they build on the tier below.
+   */
+  private rollUpWindows(seriesId: number, ti: number, firstUs: number, lastUs: number, rolledUntil: number): number {
+    const tiers = this.opts.rollupWindowsMs;
+    const tier = tiers[ti];
+    const windowUs = tier * 1000;
+    const states: WindowStates = new Map();
+    const split = ti === 0 ? firstUs : Math.min(Math.max(firstUs, Math.floor(rolledUntil / windowUs) * windowUs + (rolledUntil % windowUs === 0 ? 0 : windowUs)), lastUs + windowUs);
+    if (split > firstUs) {
+      for (const g of this.seriesGroups(seriesId, tiers[ti - 1], firstUs, split)) aggregateRollup(g, windowUs, states);
+    }
+    if (split <= lastUs) {
+      for (const g of this.seriesGroups(seriesId, 0, split, lastUs + windowUs)) aggregateRaw(g, windowUs, states);
+    }
+    if (states.size === 0) return 0;
+    const group = statesToGroup(states);
+    this.stmt.insertChunk!.run(seriesId, group.timesUs[0], group.timesUs[group.timesUs.length - 1], group.timesUs.length, groupValueCount(group), 0, encodeChunk(group), tier);
+    return group.timesUs.length;
   }
 
   /**
@@ -933,10 +959,10 @@ export class SqliteRing {
   }
 
   outputStatus(output: string): OutputStatus {
-    const row = this.db.prepare('SELECT ranges, sent_points, rejected_points, last_success_ms, tier FROM cursors WHERE output = ?').get(output) as
-      | { ranges: string; sent_points: number; rejected_points: number; last_success_ms: number | null; tier: number }
+    const row = this.db.prepare('SELECT ranges, sent_points, rejected_points, last_success_ms, tier, rolled_up_unsent FROM cursors WHERE output = ?').get(output) as
+      | { ranges: string; sent_points: number; rejected_points: number; last_success_ms: number | null; tier: number; rolled_up_unsent: number }
       | undefined;
-    if (!row) return { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0 };
+    if (!row) return { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0, lost_unsent_points: 0 };
     const where = outsideRangesSql('id', JSON.parse(row.ranges) as IdRange[]);
     const backlog = this.db
       .prepare(`SELECT coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest FROM chunks WHERE tier = ? AND ${where.sql}`)
@@ -948,6 +974,7 @@ export class SqliteRing {
       last_success_ms: row.last_success_ms,
       sent_points: row.sent_points,
       rejected_points: row.rejected_points,
+      lost_unsent_points: row.rolled_up_unsent,
     };
   }
 
@@ -1039,6 +1066,7 @@ export class SqliteRing {
       let values = 0;
       for (const v of victims) {
         if (this.opts.rollupWindowsMs.length > 0) this.rollUpBeforeEvicting(v);
+        this.countUnsent(v);
         this.stmt.deleteChunk!.run(v.id);
         points += v.rows;
         values += v.vals;

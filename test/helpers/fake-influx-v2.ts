@@ -62,8 +62,11 @@ export class FakeInfluxV2 {
   readonly faults: FakeFault[] = [];
   /** Requests with a (received) body larger than this get 413. */
   maxBodyBytes = Infinity;
-  /** How a batch with refused lines is answered. */
-  mode: 'partial' | 'first-line' = 'partial';
+  /**
+   * How a batch with refused lines is answered: a partial write naming them, the first one only with
+   * nothing written, or (blind) a bare 400 that names nothing, with nothing written.
+   */
+  mode: 'partial' | 'first-line' | 'blind' = 'partial';
   /** Lines to refuse besides unparsable ones and field type conflicts. */
   refuse?: (point: Point) => boolean;
   private readonly fieldTypes = new Map<string, FieldType>();
@@ -203,6 +206,7 @@ export class FakeInfluxV2 {
       for (const [name, value] of Object.entries(point.fields)) seenTypes.set(`${point.measurement}\u0000${name}`, fieldType(value));
       good.push({ point, line: i + 1 });
     });
+    if (bad.length > 0 && this.mode === 'blind') return send(400, { code: 'invalid', message: 'bad request' });
     if (bad.length > 0 && this.mode === 'first-line') {
       return send(400, { code: 'invalid', message: `unable to parse '${bad[0].text}': ${bad[0].reason}`, line: bad[0].line });
     }

@@ -64,7 +64,10 @@ process.once('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export async function startInfluxdb(options: { log?: boolean } = {}): Promise<InfluxdbServer> {
+/** The admin the helper creates when started with `auth: true`. */
+export const INFLUX_ADMIN = { username: 'admin', password: 'admin-secret-pw' };
+
+export async function startInfluxdb(options: { log?: boolean; auth?: boolean } = {}): Promise<InfluxdbServer> {
   if (!existsSync(INFLUXD)) {
     throw new Error(`influxd not found at ${INFLUXD}: install Debian's influxdb package (apt-get install influxdb), or set SLUICE_INFLUXD`);
   }
@@ -85,6 +88,7 @@ export async function startInfluxdb(options: { log?: boolean } = {}): Promise<In
       '[http]',
       `  bind-address = "127.0.0.1:${httpPort}"`,
       '  log-enabled = false',
+      `  auth-enabled = ${options.auth ? 'true' : 'false'}`,
       '[monitor]',
       '  store-enabled = false',
       '[continuous_queries]',
@@ -93,6 +97,9 @@ export async function startInfluxdb(options: { log?: boolean } = {}): Promise<In
     ].join('\n'),
   );
   const url = `http://127.0.0.1:${httpPort}`;
+  const auth: Record<string, string> = options.auth
+    ? { authorization: 'Basic ' + Buffer.from(`${INFLUX_ADMIN.username}:${INFLUX_ADMIN.password}`).toString('base64') }
+    : {};
   let child: ChildProcess | undefined;
   let stderr = '';
 
@@ -133,12 +140,18 @@ export async function startInfluxdb(options: { log?: boolean } = {}): Promise<In
   const query = async (q: string, db?: string): Promise<QueryResult> => {
     const params = new URLSearchParams({ q, epoch: 'u' });
     if (db) params.set('db', db);
-    const r = await httpRequest(`${url}/query`, 'POST', params.toString(), { 'content-type': 'application/x-www-form-urlencoded' });
+    const r = await httpRequest(`${url}/query`, 'POST', params.toString(), { 'content-type': 'application/x-www-form-urlencoded', ...auth });
     if (r.status !== 200) throw new Error(`query ${q}: ${r.status} ${r.body}`);
     return JSON.parse(r.body) as QueryResult;
   };
 
   await start();
+  if (options.auth) {
+    // The first admin may be created without credentials; everything after needs them.
+    const params = new URLSearchParams({ q: `CREATE USER ${INFLUX_ADMIN.username} WITH PASSWORD '${INFLUX_ADMIN.password}' WITH ALL PRIVILEGES` });
+    const r = await httpRequest(`${url}/query`, 'POST', params.toString(), { 'content-type': 'application/x-www-form-urlencoded' });
+    if (r.status !== 200) throw new Error(`creating the admin user: ${r.status} ${r.body}`);
+  }
   return {
     url,
     port: httpPort,
@@ -156,7 +169,7 @@ export async function startInfluxdb(options: { log?: boolean } = {}): Promise<In
       }
       return out;
     },
-    write: (db, body, precision = 'u') => httpRequest(`${url}/write?db=${encodeURIComponent(db)}&precision=${precision}`, 'POST', body),
+    write: (db, body, precision = 'u') => httpRequest(`${url}/write?db=${encodeURIComponent(db)}&precision=${precision}`, 'POST', body, auth),
     async close() {
       await stop();
       rmSync(dir, { recursive: true, force: true });

@@ -68,6 +68,32 @@ describe('BitWriter / BitReader', () => {
     }
   });
 
+  it('bulk-packs and bulk-reads fixed-width fields and Rice codes at any offset', () => {
+    const rnd = new Random(4);
+    for (let round = 0; round < 200; round++) {
+      const offset = rnd.int(0, 31);
+      const n = rnd.int(1, 300);
+      const width = rnd.int(1, 32);
+      const k = rnd.int(0, 31);
+      const packed = Uint32Array.from({ length: n }, () => rnd.u32() >>> (32 - width));
+      const rice = Uint32Array.from({ length: n }, () => Math.min(0xffffffff, (rnd.int(0, 40) * 2 ** k + (rnd.u32() >>> (32 - Math.max(k, 1)))) >>> 0));
+      const w = new BitWriter(8);
+      w.write(0, offset);
+      w.writePacked(packed, 0, n, width);
+      w.writeRice(rice, 0, n, k);
+      w.write(1, 1);
+      const r = reader(w.finish().slice());
+      r.read(offset);
+      const outPacked = new Uint32Array(n);
+      const outRice = new Uint32Array(n);
+      r.readPacked(outPacked, 0, n, width);
+      r.readRice(outRice, 0, n, k, 2 ** (32 - k) - 1);
+      expect([...outPacked]).toEqual([...packed]);
+      expect([...outRice]).toEqual([...rice]);
+      expect(r.read(1)).toBe(1);
+    }
+  });
+
   it('throws CodecError instead of reading past the end', () => {
     const r = reader(Uint8Array.of(0xff, 0xff));
     expect(r.read(12)).toBe(0xfff);

@@ -3,14 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { Column, RowGroup } from '../../core/chunk.js';
 import { INT64_MAX, INT64_MIN } from '../../core/point.js';
 import { CodecError, decodeChunk, encodeChunk, MAX_ROWS, peekChunk } from './index.js';
-import { describe as describeGroup, Random } from './test-support.js';
+import { Random, snapshotOf } from './test-support.js';
 
 const UINT64_MAX = 2n ** 64n - 1n;
 const T0 = 1_700_000_000_000_000;
 
 function expectRoundTrip(group: RowGroup): Uint8Array {
   const bytes = encodeChunk(group);
-  expect(describeGroup(decodeChunk(bytes))).toEqual(describeGroup(group));
+  expect(snapshotOf(decodeChunk(bytes))).toEqual(snapshotOf(group));
   return bytes;
 }
 
@@ -253,7 +253,7 @@ describe('field subsets and peeking', () => {
     const bytes = encodeChunk(group);
     const subset = decodeChunk(bytes, new Set(['state', 'nope', 'humidity']));
     expect(subset.columns.map((c) => c.name)).toEqual(['humidity', 'state']);
-    expect(describeGroup(subset)).toEqual(describeGroup({ ...group, columns: [group.columns[1], group.columns[5]] }));
+    expect(snapshotOf(subset)).toEqual(snapshotOf({ ...group, columns: [group.columns[1], group.columns[5]] }));
     expect(decodeChunk(bytes, new Set()).columns).toEqual([]);
     expect(decodeChunk(bytes, new Set()).timesUs).toEqual(group.timesUs);
   });

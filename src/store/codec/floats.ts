@@ -48,6 +48,7 @@ const INV_POW10 = Float64Array.from({ length: MAX_DECIMALS + 1 }, (_, d) => 1 / 
 const SAMPLE_WINDOW = 64;
 const SAMPLE_WINDOWS = 4;
 const SCAN_LENGTH = 16;
+const decimalsHistogram = new Int32Array(MAX_DECIMALS + 1);
 
 // Scratch views for bit patterns of single values.
 const f64 = new Float64Array(2);
@@ -120,12 +121,16 @@ export function writeFloats(w: BitWriter, values: Float64Array, allowDictionary 
   }
 
   let maxDecimals = 0;
+  decimalsHistogram.fill(0);
   for (const s of starts) {
     for (let i = s; i < s + windowLength; i++) {
       const d = decimalsOf(values[i], float32Exact);
       if (d > maxDecimals) maxDecimals = d;
+      if (d >= 0) decimalsHistogram[d]++;
     }
   }
+  let commonDecimals = 0;
+  for (let d = 1; d <= MAX_DECIMALS; d++) if (decimalsHistogram[d] > decimalsHistogram[commonDecimals]) commonDecimals = d;
   // Price every digit count on the whole sample, except for noisy decimals ("74.93588199999998")
   // where up to 16 counts are in play: scan those on the first SCAN_LENGTH values of each window
   // and price only the scan's winner and the widest count on the whole sample.
@@ -151,9 +156,9 @@ export function writeFloats(w: BitWriter, values: Float64Array, allowDictionary 
       // More digits only make the integers wider once the sample is exact.
       if (exact) break;
     }
-    // The scan may miss the digits of values outside it; the most digits any sampled value needs
-    // is the other candidate.
-    const candidates = scanLength === windowLength || scanDecimals === maxDecimals ? [scanDecimals] : [scanDecimals, maxDecimals];
+    // The scan may be misled by the few values it sees; the digits most sampled values need and
+    // the most any needs are the other candidates.
+    const candidates = scanLength === windowLength ? [scanDecimals] : [...new Set([scanDecimals, commonDecimals, maxDecimals])];
     for (const d of candidates) {
       let estimate = scanBest;
       if (scanLength < windowLength) {

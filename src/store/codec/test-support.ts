@@ -79,7 +79,7 @@ export function normalisedPresence(column: Column, rows: number): Uint8Array | n
 }
 
 /** A comparable, bit-exact description of a row group (floats and times as raw bytes). */
-export function describe(group: RowGroup): unknown {
+export function snapshotOf(group: RowGroup): unknown {
   const rows = group.timesUs.length;
   return {
     timesUs: hexOf(group.timesUs),

@@ -1,0 +1,213 @@
+// The single binaries (npm run build:bin), built fresh into a temporary directory with a stamped
+// version and run as a user would: x64 natively, arm64 under qemu-user-static. Each passes the smoke
+// tests: version, check, an import/export round trip and a short run.
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sluice } from './helpers/cli.js';
+import { eventually, freePort, getJson } from './helpers/http.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const QEMU = '/usr/bin/qemu-aarch64-static';
+const VERSION = '9.8.7-test';
+const MAX_BINARY_BYTES = 100 * 1048576;
+
+interface Binary {
+  arch: 'x64' | 'arm64';
+  file: string;
+  bytes: number;
+}
+
+let outDir = '';
+let binaries: Binary[] = [];
+
+beforeAll(() => {
+  // Tools the arm64 build and run need; missing ones fail the suite rather than skip it.
+  if (!existsSync(QEMU)) throw new Error(`${QEMU} is missing: apt-get install qemu-user-static`);
+  for (const tool of ['aarch64-linux-gnu-g++', 'aarch64-linux-gnu-strip']) {
+    if (spawnSync('which', [tool]).status !== 0) throw new Error(`${tool} is missing: apt-get install g++-aarch64-linux-gnu`);
+  }
+  outDir = mkdtempSync(join(tmpdir(), 'sluice-bin-out-'));
+  execFileSync(process.execPath, [join(ROOT, 'build/bin.mjs')], {
+    cwd: ROOT,
+    env: { ...process.env, SLUICE_VERSION: VERSION, SLUICE_BIN_OUT: outDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 20 * 60_000,
+  });
+  binaries = (JSON.parse(readFileSync(join(outDir, 'binaries.json'), 'utf8')) as { binaries: Binary[] }).binaries;
+}, 20 * 60_000);
+
+afterAll(() => {
+  if (outDir) rmSync(outDir, { recursive: true, force: true });
+});
+
+/** Runs a binary (arm64 through qemu) with a private native-addon cache unless `env` says otherwise. */
+function runner(b: () => Binary, cacheDir: () => string) {
+  const command = (args: string[]): [string, string[]] => (b().arch === 'arm64' ? [QEMU, [b().file, ...args]] : [b().file, args]);
+  const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu',
+    SLUICE_NATIVE_DIR: cacheDir(),
+    ...extra,
+  });
+  return {
+    run(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
+      const [cmd, argv] = command(args);
+      return spawnSync(cmd, argv, { input: options.input, encoding: 'utf8', env: env(options.env), cwd: options.cwd ?? cacheDir(), timeout: 120_000 });
+    },
+    spawn(args: string[]) {
+      const [cmd, argv] = command(args);
+      return spawn(cmd, argv, { env: env(), cwd: cacheDir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    },
+  };
+}
+
+const LP = [
+  'boiler,site=plant\\ a,unit=1 supply_temp=71.25,flow_lpm=12i,pump_on=true,state="running, ok" 1714560000000',
+  'boiler,site=plant\\ a,unit=1 supply_temp=71.5,flow_lpm=13i,pump_on=false,state="idle" 1714560001000',
+  'meter,id=7 energy_wh=18446744073709551615u,serial="A\\"1" 1714560002000',
+  'meter,id=7 energy_wh=3u 1714560003000',
+].join('\n');
+
+describe.each(['x64', 'arm64'] as const)('sluice-linux-%s', (arch) => {
+  const binary = () => {
+    const b = binaries.find((x) => x.arch === arch);
+    if (!b) throw new Error(`no ${arch} binary was built`);
+    return b;
+  };
+  let cache = '';
+  const bin = runner(binary, () => cache);
+  beforeAll(() => {
+    cache = tmpDir(`sluice-bin-${arch}-`);
+  });
+
+  it('is a standalone executable for its architecture, within the size budget', () => {
+    const b = binary();
+    expect(b.file).toBe(join(outDir, `sluice-linux-${arch}`));
+    const elf = readFileSync(b.file).subarray(0, 20);
+    expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    expect(elf.readUInt16LE(18)).toBe(arch === 'x64' ? 62 : 183); // e_machine: x86-64, AArch64
+    expect(statSync(b.file).size).toBe(b.bytes);
+    expect(b.bytes).toBeLessThan(MAX_BINARY_BYTES);
+    process.stderr.write(`sluice-linux-${arch}: ${(b.bytes / 1048576).toFixed(1)} MiB\n`);
+  });
+
+  it('prints the stamped version', () => {
+    const r = bin.run(['--version']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`sluice ${VERSION}\n`);
+    expect(r.status).toBe(0);
+  });
+
+  it('checks configs: the embedded example passes, a bad one lists its errors and exits 78', () => {
+    const dir = tmpDir();
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, readFileSync(join(ROOT, 'systemd/sluice.yaml')));
+    const ok = bin.run(['check', '-c', good]);
+    expect(ok.stdout + ok.stderr).toContain('ok');
+    expect(ok.status).toBe(0);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'version: 1\nbuffer:\n  max_size: 12 parsecs\ninputs:\n  x: { type: simulator, intervall: 1s }\n');
+    const r = bin.run(['check', '-c', bad]);
+    expect(r.status).toBe(78);
+    expect(r.stderr + r.stdout).toMatch(new RegExp(`${bad.replace(/[.]/g, '\\.')}:3:\\d+: buffer\\.max_size: `));
+    expect(r.stderr + r.stdout).toMatch(/:5:\d+: inputs\.x\.intervall: /);
+  });
+
+  it('round-trips line protocol through import and export, as the Node build does', () => {
+    const dir = tmpDir();
+    const lp = join(dir, 'in.lp');
+    writeFileSync(lp, LP + '\n');
+    const imported = bin.run(['import', '--data-dir', join(dir, 'bin'), '--precision', 'ms', lp]);
+    expect(imported.stderr).toBe('');
+    expect(JSON.parse(imported.stdout)).toMatchObject({ points: 4, rejected: 0 });
+    const exported = bin.run(['export', '--data-dir', join(dir, 'bin'), '--precision', 'ms']);
+    expect(exported.status).toBe(0);
+    expect(exported.stdout.trim().split('\n').sort()).toEqual(LP.split('\n').sort());
+    // The same store read by the Node build: one format, whichever binary wrote it.
+    expect(sluice(['export', '--data-dir', join(dir, 'bin'), '--precision', 'ms']).stdout).toBe(exported.stdout);
+    const fromStdin = bin.run(['import', '--data-dir', join(dir, 'stdin'), '--precision', 'ms', '-'], { input: LP });
+    expect(JSON.parse(fromStdin.stdout)).toMatchObject({ points: 4 });
+  });
+
+  it('runs the agent: stores points, serves its status, stops cleanly on SIGTERM', async () => {
+    const dir = tmpDir();
+    const port = await freePort();
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(
+      cfg,
+      `version: 1\nagent: { id: gw-${arch}, data_dir: ${join(dir, 'data')}, commit_interval: 200ms }\ninputs: { sim: { type: simulator, series: 3, interval: 100ms } }\naggregate: { windows: [1m] }\nhttp: { listen: "127.0.0.1:${port}" }\n`,
+    );
+    const child = bin.spawn(['run', '-c', cfg]);
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const status = await eventually(
+        async () => {
+          const r = await getJson<{ version: string; agent_id: string; points: number; health: { status: string } }>(`http://127.0.0.1:${port}/api/status`);
+          return r.body.points >= 6 && r.body;
+        },
+        60_000,
+        `points stored by the ${arch} binary (output so far: ${output})`,
+      );
+      expect(status).toMatchObject({ version: VERSION, agent_id: `gw-${arch}`, health: { status: 'ok' } });
+      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      expect(metrics).toContain(`sluice_build_info{version="${VERSION}",node="`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const lines = output.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['starting', 'sluice started', 'stopping', 'sluice stopped']));
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+    const st = bin.run(['status', '--data-dir', join(dir, 'data'), '--json']);
+    expect(JSON.parse(st.stdout).points).toBeGreaterThanOrEqual(6);
+  }, 120_000);
+
+  it('writes its native addons once, to a private cache', () => {
+    const dir = tmpDir();
+    const lp = join(dir, 'in.lp');
+    writeFileSync(lp, LP);
+    expect(bin.run(['import', '--data-dir', join(dir, 'd'), '--precision', 'ms', lp]).status).toBe(0);
+    const [build] = readdirSync(cache);
+    expect(build).toMatch(new RegExp(`^${VERSION.replace(/\./g, '\\.')}-${arch}-[0-9a-f]{12}$`));
+    const files = readdirSync(join(cache, build)).sort();
+    expect(files).toEqual(expect.arrayContaining(['better_sqlite3.node']));
+    expect(files.every((f) => f.endsWith('.node'))).toBe(true);
+    const mtime = statSync(join(cache, build, 'better_sqlite3.node')).mtimeMs;
+    expect(bin.run(['status', '--data-dir', join(dir, 'd')]).status).toBe(0);
+    expect(statSync(join(cache, build, 'better_sqlite3.node')).mtimeMs).toBe(mtime);
+  });
+});
+
+describe('native addon cache without a usable home', () => {
+  it('falls back to a private directory under TMPDIR', () => {
+    const tmp = tmpDir('sluice-tmp-');
+    const dir = tmpDir();
+    const x64 = () => {
+      const b = binaries.find((x) => x.arch === 'x64');
+      if (!b) throw new Error('no x64 binary was built');
+      return b;
+    };
+    const lp = join(dir, 'in.lp');
+    writeFileSync(lp, LP);
+    // An unwritable explicit directory and no home: the next candidate, TMPDIR/sluice-<uid>, is used.
+    const r = spawnSync(x64().file, ['import', '--data-dir', join(dir, 'd'), '--precision', 'ms', lp], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, TMPDIR: tmp, SLUICE_NATIVE_DIR: '/proc/sluice-cannot-write-here', HOME: '/proc/nonexistent' },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const uid = process.getuid!();
+    const root = join(tmp, `sluice-${uid}`);
+    expect(statSync(root).mode & 0o777).toBe(0o700);
+    expect(readdirSync(join(root, 'native'))).toHaveLength(1);
+  });
+});
