@@ -58,11 +58,11 @@ function runner(b: () => Binary, cacheDir: () => string) {
   return {
     run(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
       const [cmd, argv] = command(args);
-      return spawnSync(cmd, argv, { input: options.input, encoding: 'utf8', env: env(options.env), cwd: options.cwd ?? cacheDir(), timeout: 120_000 });
+      return spawnSync(cmd, argv, { input: options.input, encoding: 'utf8', env: env(options.env), cwd: options.cwd, timeout: 120_000 });
     },
     spawn(args: string[]) {
       const [cmd, argv] = command(args);
-      return spawn(cmd, argv, { env: env(), cwd: cacheDir(), stdio: ['ignore', 'pipe', 'pipe'] });
+      return spawn(cmd, argv, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     },
   };
 }
@@ -82,9 +82,11 @@ describe.each(['x64', 'arm64'] as const)('sluice-linux-%s', (arch) => {
   };
   let cache = '';
   const bin = runner(binary, () => cache);
+  // Not tmpDir(): that is emptied after every test, and the cache must survive between them.
   beforeAll(() => {
-    cache = tmpDir(`sluice-bin-${arch}-`);
+    cache = mkdtempSync(join(tmpdir(), `sluice-bin-${arch}-`));
   });
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
 
   it('is a standalone executable for its architecture, within the size budget', () => {
     const b = binary();
@@ -201,6 +203,7 @@ describe('native addon cache without a usable home', () => {
     // An unwritable explicit directory and no home: the next candidate, TMPDIR/sluice-<uid>, is used.
     const r = spawnSync(x64().file, ['import', '--data-dir', join(dir, 'd'), '--precision', 'ms', lp], {
       encoding: 'utf8',
+      timeout: 60_000,
       env: { PATH: process.env.PATH, TMPDIR: tmp, SLUICE_NATIVE_DIR: '/proc/sluice-cannot-write-here', HOME: '/proc/nonexistent' },
     });
     expect(r.stderr).toBe('');

@@ -128,6 +128,7 @@ describe('valid configs', () => {
       outputs: {},
       http: { listen: '127.0.0.1:9273' },
       rules: { validate: [], flag_tag: { quality: 'bad' }, alerts: [], notify: { retries: 3, retry_backoff: 1000, queue_size: 1000 } },
+      fleet: { interval: 300_000, commit_after: 120_000, heartbeat: {} },
     });
   });
 
@@ -202,8 +203,8 @@ describe('error positions and paths', () => {
     expect(errors(yaml('version: 1', 'agnet:', '  id: x'))).toEqual([
       '2:1 agnet: unknown key "agnet"; did you mean "agent"?',
     ]);
-    expect(errors(yaml('version: 1', 'fleet: {}'))).toEqual([
-      '2:1 fleet: unknown key "fleet"; known keys: version, agent, buffer, inputs, aggregate, retention, outputs, http, rules',
+    expect(errors(yaml('version: 1', 'cluster: {}'))).toEqual([
+      '2:1 cluster: unknown key "cluster"; known keys: version, agent, buffer, inputs, aggregate, retention, outputs, http, rules, fleet',
     ]);
   });
 

@@ -139,9 +139,10 @@ describe('HTTP endpoint of a running agent', () => {
     expect(body.agent_id).toBe('gw-test');
     expect(body.fleet).toBeNull();
     expect(typeof body.version).toBe('string');
-    expect(Object.keys(body.outputs.region).sort()).toEqual(
-      ['backlog_points', 'backlog_values', 'last_success_ms', 'oldest_unsent_ms', 'rejected_points', 'sent_points', 'type'].sort(),
+    expect(Object.keys(body.outputs.region)).toEqual(
+      expect.arrayContaining(['backlog_points', 'backlog_values', 'last_success_ms', 'oldest_unsent_ms', 'rejected_points', 'sent_points', 'type']),
     );
+    expect(body.outputs.region.type).toBe('influxdb');
     expect(body.inputs.sim).toMatchObject({ type: 'simulator', measurement: 'sim', interval_ms: 100, errors: 0 });
     expect(body.inputs.sim.points as number).toBeGreaterThan(0);
     expect(body.inputs.boiler).toMatchObject({ type: 'modbus', measurement: 'boiler', counters: { exception_2: 3 } });
@@ -197,7 +198,7 @@ describe('HTTP endpoint of a running agent', () => {
 describe('health rules', () => {
   const store = (outputs: StoreStatus['outputs'] = {}): StoreStatus => ({
     points: 0, values: 0, series: 0, chunks: 0, store_bytes: 1, capacity_bytes: 2, used_bytes: 1, oldest_ms: null, newest_ms: null,
-    when_full: 'rollup', dropped: {}, dropped_values: {}, outputs,
+    when_full: 'rollup', dropped: {}, dropped_values: {}, outputs, tiers: {}, runway_s: null,
   });
   const base = { startedMs: 0, lastCommitError: null, freeDiskBytes: 1e12, outputStats: {} };
 
@@ -207,13 +208,23 @@ describe('health rules', () => {
       nowMs: now,
       inputs: {},
       store: store({
-        region: { backlog_points: 500, backlog_values: 2000, oldest_unsent_ms: 0, last_success_ms: 60_000, sent_points: 10, rejected_points: 0 },
-        idle: { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0 },
+        region: { backlog_points: 500, backlog_values: 2000, oldest_unsent_ms: 0, last_success_ms: 60_000, sent_points: 10, rejected_points: 0, lost_unsent_points: 0 },
+        idle: { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0, lost_unsent_points: 0 },
       }),
     };
-    const r = evaluateHealth({ ...base, snapshot, outputStats: { region: { last_error: 'HTTP 503 from upstream' } } });
+    const r = evaluateHealth({ ...base, snapshot, outputStats: { region: { lastError: 'HTTP 503 from upstream', paused: null, lastSuccessMs: null } } });
     expect(r.status).toBe('unhealthy');
     expect(r.reasons).toEqual(['output region: nothing delivered for 9m, 500 points waiting: HTTP 503 from upstream']);
+  });
+
+  it('flags a paused output at once', () => {
+    const snapshot: StatusSnapshot = {
+      nowMs: 1000,
+      inputs: {},
+      store: store({ region: { backlog_points: 5, backlog_values: 5, oldest_unsent_ms: 0, last_success_ms: null, sent_points: 0, rejected_points: 0, lost_unsent_points: 0 } }),
+    };
+    const r = evaluateHealth({ ...base, snapshot, outputStats: { region: { lastError: 'HTTP 401: unauthorized', paused: 'auth', lastSuccessMs: null } } });
+    expect(r.reasons).toEqual(['output region: paused (auth), 5 points waiting: HTTP 401: unauthorized']);
   });
 
   it('never calls an event-driven input silent, and reports a failed commit and a full disk', () => {

@@ -69,7 +69,7 @@ http: { listen: "127.0.0.1:${port}" }
       }
       // Store use against the cap.
       expect(await page.textContent('#store-used')).toMatch(/of 64\.0\s?MiB/);
-      const meter = await page.$eval('#store-meter > i', (el) => (el as HTMLElement).style.width);
+      const meter = await page.$eval('#store-meter > i', (el) => (el as unknown as { style: { width: string } }).style.width);
       expect(Number.parseFloat(meter)).toBeGreaterThan(0);
       // The output's backlog.
       const output = page.locator('tr[data-output="region"]');

@@ -212,7 +212,8 @@ export class ModbusInput implements Input {
       any = true;
     }
     if (!any) return undefined;
-    return { measurement: this.config.measurement, tags: dev.tags, fields, timeUs: timeMs * 1000 };
+    // A copy per point: whatever the agent does to a point's tags must not leak into the next poll.
+    return { measurement: this.config.measurement, tags: { ...dev.tags }, fields, timeUs: timeMs * 1000 };
   }
 
   private async readDevice(bus: Bus, dev: DeviceState, values: Map<string, FieldValue>): Promise<'ok' | 'stop' | 'bus-down'> {

@@ -64,8 +64,8 @@ describe('modbus RTU against pymodbus on a pty pair', () => {
       'rtu',
       [
         ...rtuHead(`${dir}/pty-a`),
-        'interval: 250ms',
-        'timeout: 100ms',
+        'interval: 500ms',
+        'timeout: 200ms', // generous: pymodbus answers slowly on a loaded machine
         'devices:',
         '  - { unit_id: 7, name: dead, registers: [{ name: x, table: holding, address: 0 }] }',
         '  - unit_id: 1',
@@ -79,10 +79,10 @@ describe('modbus RTU against pymodbus on a pty pair', () => {
         '      - { name: pump, table: coil, address: 1 }',
         '      - { name: door, table: discrete, address: 7 }',
       ],
-      { breakerBaseOpenMs: 500, breakerMaxOpenMs: 1000 },
+      { breakerBaseOpenMs: 1000, breakerMaxOpenMs: 2000 },
     );
     await m.start();
-    await waitFor(() => ctx.points.filter((p) => p.tags.device === '2').length >= 8, 10_000, '8 polls');
+    await waitFor(() => ctx.points.filter((p) => p.tags.device === '2').length >= 7, 10_000, '7 polls');
     await m.stop();
     const one = ctx.points.filter((p) => p.tags.device === '1');
     const two = ctx.points.filter((p) => p.tags.device === '2');
@@ -91,9 +91,9 @@ describe('modbus RTU against pymodbus on a pty pair', () => {
     expect(ctx.points.some((p) => p.tags.device === 'dead')).toBe(false);
     // Every tick has both live units, in cadence.
     const times = two.map((p) => p.timeUs / 1000);
-    expect(times.slice(1).map((t, i) => t - times[i])).toEqual(times.slice(1).map(() => 250));
+    expect(times.slice(1).map((t, i) => t - times[i])).toEqual(times.slice(1).map(() => 500));
     expect(one.map((p) => p.timeUs)).toEqual(two.map((p) => p.timeUs));
-    for (const p of ctx.points) expect(p.writtenMs - p.timeUs / 1000).toBeLessThan(2 * 100); // at most one timeout
+    for (const p of ctx.points) expect(p.writtenMs - p.timeUs / 1000).toBeLessThan(2 * 200); // at most one timeout
     const c = m.stats().counters!;
     expect(c.timeouts).toBeGreaterThanOrEqual(3);
     expect(c.timeouts).toBeLessThan(c.polls);
@@ -162,7 +162,7 @@ describe('modbus RTU against pymodbus on a pty pair', () => {
     expect(units.filter((u) => u === 1).length).toBeGreaterThanOrEqual(30);
     expect(units.filter((u) => u === 2).length).toBeGreaterThanOrEqual(30);
     expect(units.slice(0, 6).sort()).toEqual([1, 1, 1, 2, 2, 2]);
-    for (const x of [a, b]) expect(x.m.stats().counters).toMatchObject({ timeouts: 0, crc_errors: 0, protocol_errors: 0, overruns: 0 });
+    for (const x of [a, b]) expect(x.m.stats().counters).toMatchObject({ timeouts: 0, crc_errors: 0, stray_bytes: 0, protocol_errors: 0 });
     expect(a.ctx.points.at(-1)!.fields).toEqual({ h: 1n, i: 4n, c: true });
     expect(b.ctx.points.at(-1)!.fields).toEqual({ h: 6n, i: 7n, d: true });
   });

@@ -72,6 +72,13 @@ interface Batch {
   messages: number;
 }
 
+/** What of a batch waits for its commit. */
+interface Settled {
+  acks: HeldAck[];
+  points: number;
+  messages: number;
+}
+
 type SendPacket = (packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void;
 
 /** Exponential backoff with jitter: the retry-delay object of influxdb-client-js. */
@@ -522,14 +529,17 @@ export class MqttInput implements Input {
       () => undefined,
       (err: unknown) => err ?? new Error('refused'),
     );
-    this.ackTail = Promise.all([this.ackTail, outcome]).then(([, err]) => this.settle(batch, err));
+    // Only counts and acknowledgements wait for the commit: the ring has copied the points, and
+    // holding them here would keep a commit interval's worth of objects alive for nothing.
+    const settled: Settled = { acks: batch.acks, points: batch.points.length, messages: batch.messages };
+    this.ackTail = Promise.all([this.ackTail, outcome]).then(([, err]) => this.settle(settled, err));
     if (this.unacked >= this.maxInflight && this.ctx.sink.commitNow) {
       this.stats_.counters.early_commits++;
       this.ctx.sink.commitNow();
     }
   }
 
-  private settle(batch: Batch, err: unknown): void {
+  private settle(batch: Settled, err: unknown): void {
     try {
       if (err === undefined) {
         for (const held of batch.acks) this.release(held);
@@ -540,7 +550,7 @@ export class MqttInput implements Input {
         }
         return;
       }
-      this.stats_.refused += batch.points.length;
+      this.stats_.refused += batch.points;
       this.stats_.counters.messages_refused += batch.messages;
       // Shutting down: the messages stay unacknowledged and the broker re-sends them after the restart.
       if (this.stopping || isStoreClosed(err)) return;

@@ -39,8 +39,8 @@ export const MqttInfluxSchema = Type.Object(
   { additionalProperties: false, description: 'Settings for format: influx.' },
 );
 
-/** The in-flight window when max_inflight is not written: mosquitto's max_inflight_messages default for 3.1.1, the protocol's maximum for 5. */
-export const DEFAULT_MAX_INFLIGHT = { 4: 20, 5: 65535 } as const;
+/** max_inflight when not written: mosquitto's max_inflight_messages default for 3.1.1; for 5, a window that keeps commits on their interval up to 20k messages/s at the default commit_interval, and what waits for acknowledgement to about 1.5 MB. */
+export const DEFAULT_MAX_INFLIGHT = { 4: 20, 5: 10_000 } as const;
 
 /** Longest MQTT 5 session expiry interval: a four-byte count of seconds. */
 const MAX_SESSION_EXPIRY_MS = 0xffff_ffff * 1000;
@@ -75,7 +75,7 @@ export const MqttInputSchema = Type.Object(
         minimum: 1,
         maximum: 65535,
         description:
-          'QoS 1/2 messages the broker sends before it waits for acknowledgements. MQTT 5: sluice asks the broker for this window (Receive Maximum). MQTT 3.1.1: the broker decides; set this to its limit (mosquitto max_inflight_messages, default 20). When this many messages wait for their group commit, sluice commits at once rather than at agent.commit_interval, so the window never throttles ingest. Default: 20 with protocol_version 4; 65535 (the most MQTT allows) with 5, so commits follow agent.commit_interval.',
+          'QoS 1/2 messages the broker sends before it waits for acknowledgements. MQTT 5: sluice asks the broker for this window (Receive Maximum). MQTT 3.1.1: the broker decides; set this to its limit (mosquitto max_inflight_messages, default 20). When this many messages wait for their group commit, sluice commits at once rather than at agent.commit_interval, so the window never throttles ingest (it only adds commits above max_inflight messages per commit_interval). Default: 20 with protocol_version 4, 10000 with 5.',
       }),
     ),
     session_expiry: withDefault(

@@ -39,16 +39,18 @@ export function createTableSql(table: string): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${t} (
   time        timestamptz      NOT NULL,
-  measurement text             NOT NULL,
+  measurement text COLLATE "C" NOT NULL,
   tags        jsonb            NOT NULL,
-  field       text             NOT NULL,
+  field       text COLLATE "C" NOT NULL,
   value       double precision,
   value_int   bigint,
   value_text  text,
   value_bool  boolean
 )`,
     // The key a replay collides with. (measurement, field, tags, time) also serves the usual query:
-    // one field of one measurement, some series, a time range.
+    // one field of one measurement, some series, a time range; a series' rows sit together, so a
+    // backlog drained series by series inserts with good locality. Names compare byte-wise (COLLATE
+    // "C"): they are identifiers, and a locale collation would make every index comparison costly.
     `CREATE UNIQUE INDEX IF NOT EXISTS "${bare.replace(/"/g, '""')}_sluice_key" ON ${t} (measurement, field, tags, time)`,
   ];
 }

@@ -1,6 +1,6 @@
 // The agent: owns the ring and the components' lifecycles. Inputs write through a sink that applies
 // the agent's tags; the ring's group commit decides when their points are durable.
-import type { Config } from '../config/index.js';
+import type { Config, InputConfig, OutputConfig } from '../config/index.js';
 import type { Input, Logger, Sink } from '../core/component.js';
 import type { Point } from '../core/point.js';
 import { SqliteRing, type RingOptions } from '../store/ring.js';
@@ -12,11 +12,16 @@ import cron, { type ScheduledTask } from 'node-cron';
 import { parseDuration } from '../config/index.js';
 import { startHttp, type HttpEndpoint } from '../http/server.js';
 import { RulesEngine } from '../rules/engine.js';
+import type { ReloadPlan } from '../fleet/reload.js';
+import type { AgentProbe } from '../http/probe.js';
+import type { AgentView, ControlView } from '../http/view.js';
 
 /** How often level-0 chunks are merged into compressed level-1 chunks. */
-const COMPACT_EVERY_MS = 10_000;
+const COMPACT_EVERY_MS = 2_000;
 /** How often closed windows are rolled up; queries fill in newer windows from raw data meanwhile. */
-const ROLLUP_EVERY_MS = 5_000;
+const ROLLUP_EVERY_MS = 2_000;
+/** Series compacted or rolled up per pass: passes stay short however many series there are. */
+const MAINTENANCE_SERIES_PER_PASS = 200;
 /** When retention runs (node-cron): every five minutes. */
 const RETENTION_SCHEDULE = '*/5 * * * *';
 
@@ -32,6 +37,8 @@ export class Agent {
   readonly outputs = new Map<string, OutputSync>();
   /** Validation and alert rules (`rules`); undefined when there are none. `rules.stats()` feeds status and metrics. */
   rules: RulesEngine | undefined;
+  /** Config reloads and fleet state (src/fleet/controller.ts), for /api/status; set by whoever runs the agent. */
+  control: ControlView | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   private rollupTimer: NodeJS.Timeout | undefined;
   private retentionTask: ScheduledTask | undefined;
@@ -49,36 +56,14 @@ export class Agent {
   async start(): Promise<void> {
     const { config } = this.options;
     // Before the inputs: their first points already pass the rules.
-    this.rules = RulesEngine.create(config.rules, {
-      agentId: config.agent.id,
-      agentTags: config.agent.tags,
-      log: this.log.child({ component: 'rules' }),
-      store: (points) => this.ring.write(points),
-    });
+    this.rules = this.createRules(config);
     await this.rules?.start();
-    for (const [id, inputConfig] of Object.entries(config.inputs)) {
-      const log = this.log.child({ input: id, type: inputConfig.type });
-      const input = createInput(id, inputConfig, {
-        id,
-        log,
-        sink: this.sinkFor(),
-        agentId: config.agent.id,
-        dataDir: this.options.ring.dataDir,
-      });
-      this.inputs.set(id, input);
-    }
+    for (const [id, inputConfig] of Object.entries(config.inputs)) this.inputs.set(id, this.createInputFor(id, inputConfig));
     for (const [id, input] of this.inputs) {
       await input.start();
       this.log.debug({ input: id }, 'input started');
     }
-    for (const [id, outputConfig] of Object.entries(config.outputs)) {
-      const log = this.log.child({ output: id, type: outputConfig.type });
-      const output = createOutput(id, outputConfig, { id, log, agentId: config.agent.id });
-      const source = sourceFor(this.ring, id, outputConfig.resolution, config.aggregate.functions);
-      const sync = new OutputSync({ id, output, source, log, settings: syncSettings(outputConfig) });
-      this.outputs.set(id, sync);
-      await sync.start();
-    }
+    for (const [id, outputConfig] of Object.entries(config.outputs)) await this.startOutput(id, outputConfig);
     this.compactTimer = setInterval(() => this.compact(), COMPACT_EVERY_MS);
     this.compactTimer.unref();
     this.rollupTimer = setInterval(() => this.rollUp(), ROLLUP_EVERY_MS);
@@ -88,17 +73,111 @@ export class Agent {
       this.retentionTask = cron.schedule(RETENTION_SCHEDULE, () => this.applyRetention());
     }
     // Last, so a health check that answers means the agent is fully up (the unit's ExecStartPost).
-    this.http = await startHttp({ config, ring: this.ring, inputs: this.inputs }, this.log.child({ component: 'http' }));
+    this.http = await startHttp(this.view(), this.log.child({ component: 'http' }));
     this.log.info(
       { data_dir: this.options.ring.dataDir, inputs: [...this.inputs.keys()], outputs: [...this.outputs.keys()], max_size: this.options.ring.maxBytes, when_full: this.options.ring.whenFull },
       'sluice started',
     );
   }
 
+  private createRules(config: Config): RulesEngine | undefined {
+    return RulesEngine.create(config.rules, {
+      agentId: config.agent.id,
+      agentTags: config.agent.tags,
+      log: this.log.child({ component: 'rules' }),
+      store: (points) => this.ring.write(points),
+    });
+  }
+
+  private createInputFor(id: string, inputConfig: InputConfig): Input {
+    const log = this.log.child({ input: id, type: inputConfig.type });
+    return createInput(id, inputConfig, { id, log, sink: this.sinkFor(), agentId: this.options.config.agent.id, dataDir: this.options.ring.dataDir });
+  }
+
+  private async startOutput(id: string, outputConfig: OutputConfig): Promise<void> {
+    const { config } = this.options;
+    const log = this.log.child({ output: id, type: outputConfig.type });
+    const output = createOutput(id, outputConfig, { id, log, agentId: config.agent.id });
+    const source = sourceFor(this.ring, id, outputConfig.resolution, config.aggregate.functions);
+    const sync = new OutputSync({ id, output, source, log, settings: syncSettings(outputConfig) });
+    this.outputs.set(id, sync);
+    await sync.start();
+  }
+
+  /** What the endpoint reads; `config` and `control` are read through, so a reload shows at once. */
+  private view(): AgentView {
+    const options = this.options;
+    const control = () => this.control;
+    return {
+      get config() {
+        return options.config;
+      },
+      ring: this.ring,
+      inputs: this.inputs,
+      outputs: this.outputs,
+      get control() {
+        return control();
+      },
+    };
+  }
+
+  /** The config in effect; apply() replaces it. */
+  get config(): Config {
+    return this.options.config;
+  }
+
+  /** The endpoint's probe (health, the last commit error); undefined with `http.listen: off`. */
+  get probe(): AgentProbe | undefined {
+    return this.http?.probe;
+  }
+
+  /**
+   * Moves to `next` by the steps of `plan` (planReload in src/fleet/reload.ts): only the components it
+   * names stop or start, and the ring stays open throughout, so buffered points and output cursors are
+   * untouched. Keys that need a new process (plan.restartKeys) are the caller's business.
+   */
+  async apply(next: Config, plan: ReloadPlan): Promise<void> {
+    for (const id of plan.inputs.stop) {
+      const input = this.inputs.get(id);
+      this.inputs.delete(id);
+      await input?.stop().catch((err: unknown) => this.log.error({ err, input: id }, 'input did not stop cleanly'));
+    }
+    for (const id of plan.outputs.stop) {
+      const output = this.outputs.get(id);
+      this.outputs.delete(id);
+      await output?.stop().catch((err: unknown) => this.log.error({ err, output: id }, 'output did not stop cleanly'));
+    }
+    this.options.config = next;
+    if (plan.rules) {
+      await this.rules?.stop();
+      this.rules = this.createRules(next);
+      await this.rules?.start();
+    }
+    for (const id of plan.inputs.start) {
+      const input = this.createInputFor(id, next.inputs[id]);
+      this.inputs.set(id, input);
+      await input.start();
+    }
+    for (const id of plan.outputs.start) await this.startOutput(id, next.outputs[id]);
+    if (plan.retention) {
+      await this.retentionTask?.stop();
+      this.retentionTask = undefined;
+      if (Object.keys(next.retention).length > 0) {
+        this.applyRetention();
+        this.retentionTask = cron.schedule(RETENTION_SCHEDULE, () => this.applyRetention());
+      }
+    }
+    if (plan.http) {
+      await this.http?.close();
+      this.http = await startHttp(this.view(), this.log.child({ component: 'http' }));
+    }
+  }
+
   /** Computes rollup windows that closed since the last pass (and late data's windows). */
   private rollUp(): void {
     try {
-      this.ring.rollUp();
+      // A bounded share of the series per pass keeps each pass short and its garbage small.
+      this.ring.rollUp({ maxSeries: MAINTENANCE_SERIES_PER_PASS });
     } catch (err) {
       this.log.error({ err }, 'rollup failed; will retry');
     }
@@ -121,7 +200,7 @@ export class Agent {
 
   private compact(): void {
     try {
-      this.ring.compact();
+      this.ring.compact({ maxSeries: MAINTENANCE_SERIES_PER_PASS });
     } catch (err) {
       this.log.error({ err }, 'compaction failed; will retry');
     }

@@ -11,6 +11,7 @@ import { runQuery } from './query.js';
 import { runStatus } from './status.js';
 import { runHealth } from './health.js';
 import { runAgentCommand } from './run.js';
+import { runKeygen, runSign } from '../fleet/cli.js';
 import { configSchemaJson } from '../config/index.js';
 import { VERSION } from '../version.js';
 
@@ -30,6 +31,8 @@ usage:
   sluice health  [-c FILE|--url URL] [--wait D]    ask a running agent's /healthz (exit 0 healthy, 1 not, 69 no answer)
   sluice query   [-c FILE|--data-dir DIR] --measurement M [--field F] [--from T] [--to T]
                  [--every D] [--fn mean,min,max,count,first,last,sum,stddev] [--json]
+  sluice fleet keygen --out DIR                    write DIR/fleet.key and DIR/fleet.pub (Ed25519)
+  sluice fleet sign --key KEY --serial N [--config FILE] [--binary FILE --url URL]… --out MANIFEST
   sluice --version
 
 T is RFC 3339 or epoch milliseconds; D a duration such as 30s, 5m, 1h.`;
@@ -107,6 +110,27 @@ export async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
       });
       return runQuery(storeSettings(values.config, values['data-dir']), values);
+    }
+    case 'fleet': {
+      const [sub, ...args] = rest;
+      if (sub === 'keygen') {
+        const { values } = parse(args, { out: { type: 'string' } });
+        if (!values.out) throw new UsageError('fleet keygen needs --out DIR');
+        return runKeygen(values.out);
+      }
+      if (sub === 'sign') {
+        const { values } = parse(args, {
+          key: { type: 'string' },
+          serial: { type: 'string' },
+          config: { type: 'string' },
+          binary: { type: 'string', multiple: true },
+          url: { type: 'string', multiple: true },
+          out: { type: 'string' },
+        });
+        if (!values.key || values.serial === undefined || !values.out) throw new UsageError('fleet sign needs --key KEY --serial N --out MANIFEST');
+        return runSign({ key: values.key, serial: values.serial, config: values.config, binaries: values.binary ?? [], urls: values.url ?? [], out: values.out });
+      }
+      throw new UsageError('fleet needs a subcommand: keygen or sign');
     }
     case 'schema':
       // Hidden: regenerates config/sluice.schema.json (npm run schema).

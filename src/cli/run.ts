@@ -2,20 +2,38 @@ import { Agent } from '../agent/agent.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
 import { loadConfigOrThrow, ringOptions } from './settings.js';
+import { bootConfig } from '../fleet/boot.js';
+import { EXIT_RESTART, FleetController } from '../fleet/controller.js';
+import { runStagedBinary } from '../fleet/launcher.js';
 
-/** `sluice run`: runs until SIGINT or SIGTERM, then stops cleanly and exits 0. */
+/**
+ * `sluice run`: runs until SIGINT or SIGTERM, then stops cleanly and exits 0; exits EXIT_RESTART (75)
+ * after a clean stop when a config change or a staged binary needs a new process (src/fleet).
+ */
 export async function runAgentCommand(opts: { configFile?: string; dataDir?: string }): Promise<number> {
-  const config = loadConfigOrThrow(opts.configFile);
+  const local = loadConfigOrThrow(opts.configFile);
   const log = createLogger();
+  // The installed binary is the launcher of a staged one (src/fleet/launcher.ts): same arguments.
+  const argv = ['run', ...(opts.configFile !== undefined ? ['-c', opts.configFile] : []), ...(opts.dataDir !== undefined ? ['--data-dir', opts.dataDir] : [])];
+  const launched = await runStagedBinary(local, opts.dataDir ?? local.agent.data_dir, argv, log.child({ component: 'launcher' }));
+  if (launched !== null) return launched;
+  // A config applied from the fleet runs instead of the local one (src/fleet/boot.ts).
+  const boot = bootConfig(local, opts.configFile, opts.dataDir);
+  const config = boot.config;
   const agent = new Agent({ config, ring: ringOptions(config, opts.dataDir), log: log.child({ agent: config.agent.id }) });
-  log.info({ version: VERSION, config: opts.configFile ?? '(embedded default)' }, 'starting');
+  let restart: () => void = () => undefined;
+  const fleet = new FleetController({ agent, boot, log: log.child({ agent: config.agent.id, component: 'fleet' }), onRestart: () => restart() });
+  log.info({ version: VERSION, config: opts.configFile ?? '(embedded default)', source: boot.source }, 'starting');
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    restart = () => resolve('restart');
   });
   await agent.start();
+  fleet.start();
   const signal = await stopped;
   log.info({ signal }, 'stopping');
+  await fleet.stop();
   await agent.stop();
-  return 0;
+  return signal === 'restart' ? EXIT_RESTART : 0;
 }

@@ -362,6 +362,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
     outputs: outputs as Record<string, OutputConfig>,
     http: partial.http!,
     rules: partial.rules!,
+    fleet: partial.fleet!,
   };
   return { ok: true, config };
 }

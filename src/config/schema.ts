@@ -9,6 +9,7 @@ import { simulatorInput, type SimulatorInputConfig } from '../../drivers/simulat
 import { timescaledbOutput, type TimescaledbOutputConfig } from '../../drivers/timescaledb/schema.js';
 import { AGGREGATE_FUNCTIONS } from '../core/aggregate.js';
 import { RulesSchema, finishRules, type RulesConfig } from '../rules/schema.js';
+import { FleetSchema, finishFleet, type FleetConfig } from '../fleet/schema.js';
 import type { Path } from './errors.js';
 import {
   Duration,
@@ -144,6 +145,7 @@ export const ConfigSchema = Type.Object(
     outputs: componentMap<OutputConfig>('output', 'Outputs by id; the id names the output\'s cursor, logs and metrics (renaming it resends everything).'),
     http: defaultEmpty(HttpSchema),
     rules: defaultEmpty(RulesSchema),
+    fleet: defaultEmpty(FleetSchema),
   },
   { additionalProperties: false, title: 'sluice configuration', description: 'Configuration of the sluice edge gateway agent (YAML, version 1).' },
 );
@@ -168,6 +170,7 @@ export const SECTIONS = {
   retention: RetentionSchema,
   http: HttpSchema,
   rules: RulesSchema,
+  fleet: FleetSchema,
 } as const satisfies Record<string, TObject | typeof RetentionSchema>;
 
 function jsonClone<T>(value: T): T {
@@ -217,6 +220,7 @@ export interface PartialConfig {
   retention?: Record<string, Milliseconds>;
   http?: HttpConfig;
   rules?: RulesConfig;
+  fleet?: FleetConfig;
   outputs: Record<string, OutputConfig | undefined>;
 }
 
@@ -270,6 +274,7 @@ export function finishConfig(cfg: PartialConfig, raw: Record<string, unknown>, h
   }
 
   if (cfg.rules) finishRules(cfg.rules, (path, message, at) => r.error(path, message, at));
+  if (cfg.fleet) finishFleet(cfg.fleet, (path, message, at) => r.error(path, message, at));
 
   const listen = cfg.http?.listen;
   if (listen !== undefined && listen !== 'off') {

@@ -1,5 +1,6 @@
 // /healthz: is this agent doing its job? Pure: judged from a snapshot, so the rules are testable
 // without waiting for the clock. Each check names what is wrong in words a person on call can act on.
+import type { OutputStats } from '../core/component.js';
 import type { StatusSnapshot } from './view.js';
 
 export interface HealthOptions {
@@ -41,8 +42,8 @@ export interface HealthContext {
   lastCommitError: Error | null;
   /** Free bytes on the data directory's file system (null: unknown). */
   freeDiskBytes: number | null;
-  /** Output stats the outputs report, by id (their own view of failing, when they give one). */
-  outputStats: Record<string, Record<string, unknown> | undefined>;
+  /** What the running outputs report about themselves, by id. */
+  outputStats: Record<string, Pick<OutputStats, 'lastError' | 'paused' | 'lastSuccessMs'> | undefined>;
 }
 
 export function formatAge(ms: number): string {
@@ -94,11 +95,14 @@ export function evaluateHealth(ctx: HealthContext, options: HealthOptions = DEFA
 
   for (const [id, out] of Object.entries(snapshot.store.outputs)) {
     const name = `output:${id}`;
-    const lastOk = out.last_success_ms ?? startedMs;
-    const stalledMs = now - Math.max(lastOk, startedMs);
-    if (out.backlog_points > 0 && stalledMs > options.outputStallMs) {
-      const stats = ctx.outputStats[id];
-      const lastError = typeof stats?.last_error === 'string' ? `: ${stats.last_error}` : '';
+    const stats = ctx.outputStats[id];
+    const lastOk = Math.max(out.last_success_ms ?? 0, stats?.lastSuccessMs ?? 0, startedMs);
+    const stalledMs = now - lastOk;
+    const lastError = stats?.lastError ? `: ${stats.lastError}` : '';
+    if (stats?.paused) {
+      // Paused outputs (bad credentials, a fatal refusal) do not heal by waiting: say so at once.
+      checks.push({ name, ok: false, message: `output ${id}: paused (${stats.paused}), ${out.backlog_points} points waiting${lastError}` });
+    } else if (out.backlog_points > 0 && stalledMs > options.outputStallMs) {
       checks.push({
         name,
         ok: false,

@@ -3,6 +3,7 @@
 // histogram. A registry per endpoint, not prom-client's global one: tests run several agents at once.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.js';
+import type { OutputStats } from '../core/component.js';
 import type { AgentProbe } from './probe.js';
 
 /** Counters drivers report that are levels, not counts (MQTT's in-flight messages). */
@@ -138,6 +139,27 @@ export function createMetrics(probe: AgentProbe): Registry {
   storeGauge('sluice_store_series', 'Series (measurement + tag set) known.', (s) => s.series);
   storeGauge('sluice_store_oldest_timestamp_seconds', 'Time of the oldest point held (Unix time).', (s) => (s.oldest_ms === null ? null : s.oldest_ms / 1000));
   storeGauge('sluice_store_newest_timestamp_seconds', 'Time of the newest point held (Unix time).', (s) => (s.newest_ms === null ? null : s.newest_ms / 1000));
+  storeGauge('sluice_store_runway_seconds', 'Time until the store reaches its cap at the ingest rate of the last 10 minutes.', (s) => s.runway_s ?? null);
+  new Gauge({
+    name: 'sluice_store_tier_rows',
+    help: 'Rows held per tier: points for raw, windows for each rollup tier (1m, 1h, ...).',
+    labelNames: ['tier'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [tier, t] of Object.entries(probe.snap().store.tiers ?? {})) this.set({ tier }, t.rows);
+    },
+  });
+  new Gauge({
+    name: 'sluice_store_tier_oldest_timestamp_seconds',
+    help: 'Time of the oldest row held per tier (Unix time): how far back each resolution reaches.',
+    labelNames: ['tier'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [tier, t] of Object.entries(probe.snap().store.tiers ?? {})) if (t.oldest_ms !== null) this.set({ tier }, t.oldest_ms / 1000);
+    },
+  });
   new Counter({
     name: 'sluice_store_dropped_points_total',
     help: 'Points that left the store other than by delivery, by reason (dropped_oldest, dropped_newest, rolled_up, retention).',
@@ -238,16 +260,62 @@ export function createMetrics(probe: AgentProbe): Registry {
       for (const { o, labels } of outputs()) if (o.last_success_ms !== null) this.set(labels, o.last_success_ms / 1000);
     },
   });
-  new Gauge({
-    name: 'sluice_output_driver_stat',
-    help: 'Numeric stats an output reports about itself (retries, batches, in-flight requests...), by name.',
-    labelNames: [...outputLabels, 'name'],
+  new Counter({
+    name: 'sluice_output_lost_unsent_points_total',
+    help: 'Points that left the store (rolled up, dropped for space, retention) before this output received them.',
+    labelNames: outputLabels,
     registers,
     collect() {
       this.reset();
-      for (const [id, stats] of Object.entries(probe.outputStats())) {
-        for (const [name, v] of Object.entries(stats ?? {})) if (typeof v === 'number' && Number.isFinite(v)) this.set({ output: id, type: probe.outputType(id), name }, v);
-      }
+      for (const { o, labels } of outputs()) setCounter(this, labels, o.lost_unsent_points ?? 0);
+    },
+  });
+  // What a running output says about itself (src/sync: requests, retries, adaptive concurrency).
+  const running = () => Object.entries(probe.outputStats()).flatMap(([id, s]) => (s ? [{ s, labels: { output: id, type: probe.outputType(id) } }] : []));
+  const outputCounter = (name: string, help: string, read: (s: OutputStats) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: outputLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const { s, labels } of running()) setCounter(this, labels, read(s));
+      },
+    });
+  const outputGauge = (name: string, help: string, read: (s: OutputStats) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: outputLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const { s, labels } of running()) {
+          const v = read(s);
+          if (v !== null) this.set(labels, v);
+        }
+      },
+    });
+  outputCounter('sluice_output_requests_total', 'Write requests an output made (since the agent started).', (s) => s.requests);
+  outputCounter('sluice_output_sent_bytes_total', 'Payload bytes an output sent, before compression (since the agent started).', (s) => s.sentBytes);
+  outputCounter('sluice_output_retries_total', 'Requests that failed and were retried (5xx, network errors).', (s) => s.retries);
+  outputCounter('sluice_output_throttles_total', 'Requests the upstream throttled (429/503 with Retry-After).', (s) => s.throttles);
+  outputCounter('sluice_output_splits_total', 'Batches split because the upstream found them too large (413).', (s) => s.splits);
+  outputGauge('sluice_output_request_latency_seconds', 'Moving average of successful write latency.', (s) => (s.latencyMs === null ? null : s.latencyMs / 1000));
+  outputGauge('sluice_output_inflight_requests', 'Write requests in flight.', (s) => s.inFlight);
+  outputGauge('sluice_output_concurrency_requests', 'The adaptive limit on requests in flight.', (s) => s.concurrency);
+  outputGauge('sluice_output_batch_points', 'The adaptive batch size.', (s) => s.batchPoints);
+  outputGauge('sluice_output_paused', 'Whether an output is paused for a reason waiting will not fix (auth, fatal): 1 or 0.', (s) => (s.paused ? 1 : 0));
+  outputGauge('sluice_output_last_error_timestamp_seconds', 'When an output last failed (Unix time).', (s) => (s.lastErrorMs === null ? null : s.lastErrorMs / 1000));
+  new Counter({
+    name: 'sluice_output_driver_events_total',
+    help: 'Driver-specific counters of an output, by event.',
+    labelNames: [...outputLabels, 'event'],
+    registers,
+    collect() {
+      this.reset();
+      for (const { s, labels } of running()) for (const [event, v] of Object.entries(s.counters)) setCounter(this, { ...labels, event }, v);
     },
   });
 

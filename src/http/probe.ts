@@ -2,6 +2,7 @@
 // because ring.status() sums over the chunk table and both a scraper and an open status page ask for it.
 import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { OutputStats } from '../core/component.js';
 import type { InputView, AgentView, CommitEvent, StatusSnapshot } from './view.js';
 import { DEFAULT_HEALTH, evaluateHealth, type HealthOptions, type HealthReport } from './health.js';
 
@@ -42,9 +43,10 @@ export class AgentProbe {
     return this.snapshot;
   }
 
-  outputStats(): Record<string, Record<string, unknown> | undefined> {
-    const out: Record<string, Record<string, unknown> | undefined> = {};
-    for (const [id, o] of this.view.outputs ?? []) out[id] = o.stats?.();
+  /** What each running output says about itself (absent for cursors whose output is not running). */
+  outputStats(): Record<string, OutputStats | undefined> {
+    const out: Record<string, OutputStats | undefined> = {};
+    for (const [id, o] of this.view.outputs ?? []) out[id] = o.stats();
     return out;
   }
 
@@ -83,7 +85,7 @@ function measurementOf(id: string, cfg: Record<string, unknown> | undefined): st
 }
 
 /** How often an input should produce a point, when it polls; null for event-driven inputs. */
-function expectedIntervalMs(cfg: Record<string, unknown> | undefined): number | null {
+export function expectedIntervalMs(cfg: Record<string, unknown> | undefined): number | null {
   if (typeof cfg?.interval !== 'number' || cfg.schedule !== undefined) return null;
   // With a deadband a poller stores unchanged values only at its heartbeat.
   const heartbeat = cfg.deadband_heartbeat;

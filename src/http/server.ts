@@ -203,8 +203,9 @@ function apiStatus(probe: AgentProbe): Record<string, unknown> {
     outputs,
     inputs,
     health: { status: health.status, reasons: health.reasons },
-    // Filled in when the agent is managed as part of a fleet (config updates across gateways).
-    fleet: null,
+    // Config reloads and fleet management (src/fleet): null when the agent runs without them.
+    config: probe.view.control?.configStatus() ?? null,
+    fleet: probe.view.control?.fleetStatus() ?? null,
   };
 }
 

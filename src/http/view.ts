@@ -2,12 +2,12 @@
 // endpoint can be tested (and reused) without every driver, and so it needs nothing the agent does not
 // already hold.
 import type { Config } from '../config/index.js';
-import type { Input, InputStats } from '../core/component.js';
+import type { Input, InputStats, OutputStats } from '../core/component.js';
 import type { SqliteRing, StoreStatus } from '../store/ring.js';
 
-/** An output as far as the endpoint cares: anything with optional stats. */
+/** An output as far as the endpoint cares (the agent's OutputSync). */
 export interface OutputLike {
-  stats?(): Record<string, unknown>;
+  stats(): OutputStats;
 }
 
 export interface AgentView {
@@ -16,6 +16,14 @@ export interface AgentView {
   readonly inputs: ReadonlyMap<string, Input>;
   /** Present once outputs run in the agent; without it the ring's cursors describe the outputs. */
   readonly outputs?: ReadonlyMap<string, OutputLike>;
+  /** Config reloads and fleet management (src/fleet), when the agent runs under them. */
+  readonly control?: ControlView;
+}
+
+/** The `config` and `fleet` objects of /api/status (src/fleet/controller.ts fills them). */
+export interface ControlView {
+  configStatus(): Record<string, unknown>;
+  fleetStatus(): Record<string, unknown> | null;
 }
 
 /** A group commit as the ring reports it (SqliteRing.onCommit). */

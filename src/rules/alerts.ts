@@ -10,7 +10,6 @@
 // a device with a wrong clock or a replayed backlog cannot hold an alert off.
 import { randomUUID } from 'node:crypto';
 import { formatDuration } from '../config/units.js';
-import { seriesKey } from '../core/line-protocol.js';
 import type { FieldValue, Point, Tags } from '../core/point.js';
 import { formatCondition, numericValue, parseCondition, testCondition, type Condition } from './condition.js';
 import type { AlertRuleConfig, Severity } from './schema.js';
@@ -27,7 +26,7 @@ export interface AlertEvent {
   measurement: string;
   /** The field tested (or watched, for silence); null for silence of a whole point stream. */
   field: string | null;
-  /** Tags of the series (for a measurement-wide silence: the rule's tag filter). */
+  /** Tags of the series (for a measurement-wide silence: the rule's tag filter; the engine adds agent.tags). */
   tags: Tags;
   /** The value that fired or resolved the condition; for silence, the seconds without data. */
   value: FieldValue | null;
@@ -97,6 +96,18 @@ export function silenceTickMs(rules: readonly AlertRuleConfig[]): number | undef
   const silences = rules.flatMap((r) => (r.silence === undefined ? [] : [r.silence]));
   if (silences.length === 0) return undefined;
   return Math.min(30_000, Math.max(1000, Math.floor(Math.min(...silences) / 4)));
+}
+
+/**
+ * Identity of a tag set within one measurement (every rule watches one measurement). Not the
+ * line-protocol series key: escaping costs ten times more, and this key never leaves the process.
+ */
+export function tagSetKey(tags: Tags): string {
+  const names = Object.keys(tags);
+  if (names.length > 1) names.sort();
+  let key = '';
+  for (const name of names) key += `${name}\u0000${tags[name]}\u0001`;
+  return key;
 }
 
 function matchesTags(tags: Tags, filter: readonly [string, string][]): boolean {
@@ -190,12 +201,12 @@ export class AlertEvaluator {
         if (rule.condition) {
           const value = p.fields[rule.field!];
           const holds = testCondition(rule.condition, value);
-          if (holds === undefined) continue;
-          key ??= seriesKey(p.measurement, p.tags);
+          if (holds === undefined || (!holds && rule.states.size === 0)) continue;
+          key ??= tagSetKey(p.tags);
           let state = rule.states.get(key);
           if (holds) {
             if (!state) {
-              state = this.newState(p.tags, nowMs);
+              state = this.newState({ ...p.tags }, nowMs);
               rule.states.set(key, state);
             }
             this.holds(rule, state, nowMs, value, dataMs, events);
@@ -203,7 +214,7 @@ export class AlertEvaluator {
             this.clears(rule, state, nowMs, value, dataMs, events);
           }
         } else {
-          const stateKey = rule.perMeasurement ? rule.measurement : (key ??= seriesKey(p.measurement, p.tags));
+          const stateKey = rule.perMeasurement ? rule.measurement : (key ??= tagSetKey(p.tags));
           if (!rule.perMeasurement) {
             const none = rule.states.get(NO_DATA);
             if (none) {
@@ -213,7 +224,7 @@ export class AlertEvaluator {
           }
           let state = rule.states.get(stateKey);
           if (!state) {
-            state = this.newState(rule.perMeasurement ? rule.ruleTags : p.tags, nowMs);
+            state = this.newState(rule.perMeasurement ? rule.ruleTags : { ...p.tags }, nowMs);
             rule.states.set(stateKey, state);
           }
           if (state.active) this.clears(rule, state, nowMs, (nowMs - state.lastSeenMs) / 1000, dataMs, events);

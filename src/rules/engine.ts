@@ -99,11 +99,10 @@ export class RulesEngine {
 
   private emit(events: AlertEvent[]): void {
     const agentTags = this.options.agentTags;
-    const points = events.map((e) => {
-      const p = alertPoint(e, ALERT_MEASUREMENT);
-      p.tags = { ...agentTags, ...p.tags };
-      return p;
-    });
+    // Series tags already hold the agent's tags; a measurement-wide alert gets them here, so the
+    // point and the payload name the same tags.
+    for (const e of events) e.tags = { ...agentTags, ...e.tags };
+    const points = events.map((e) => alertPoint(e, ALERT_MEASUREMENT));
     this.options.store(points).then(
       () => {
         this.stored.stored += points.length;

@@ -119,6 +119,25 @@ function errorText(err: unknown): string {
   return String(err);
 }
 
+/** `promise`, or a rejection as soon as `signal` aborts, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new NotifyError('stopped', false));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -166,11 +185,11 @@ export class Channel {
 
   /** Queues an alert; never waits. Alerts below min_severity are not for this destination. */
   enqueue(payload: AlertPayload): void {
+    if (SEVERITIES.indexOf(payload.severity) < SEVERITIES.indexOf(this.options.minSeverity)) return;
     if (this.abort.signal.aborted) {
       this.counters.dropped++;
       return;
     }
-    if (SEVERITIES.indexOf(payload.severity) < SEVERITIES.indexOf(this.options.minSeverity)) return;
     if (this.queue.length >= this.options.queueSize) {
       this.queue.shift();
       this.counters.dropped++;
@@ -196,7 +215,8 @@ export class Channel {
     const signal = this.abort.signal;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.transport.send(payload, signal);
+        // A transport that ignores the signal must not hold stop() up.
+        await untilAborted(this.transport.send(payload, signal), signal);
         this.counters.sent++;
         this.counters.last_success_ms = Date.now();
         if (this.failing) {
@@ -209,7 +229,8 @@ export class Channel {
           this.counters.dropped++;
           return;
         }
-        const text = errorText(err);
+        // Transports put the cause into a NotifyError's message themselves.
+        const text = err instanceof NotifyError ? err.message : errorText(err);
         this.counters.last_error = text;
         this.counters.last_error_ms = Date.now();
         const retryable = !(err instanceof NotifyError) || err.retry;
@@ -254,7 +275,12 @@ export class Channel {
     this.abort.abort();
     // The attempt in flight notices the abort and settles; wait for it so close() finds no user.
     if (this.sending) await new Promise<void>((resolve) => (this.idle = resolve));
-    await this.transport.close();
+    try {
+      await this.transport.close();
+    } catch (err) {
+      // Stopping goes on regardless: the agent's data matters more than a clean disconnect.
+      this.log.debug({ channel: this.name, err: errorText(err) }, 'alerts: closing the destination failed');
+    }
   }
 
   stats(): ChannelStats {

@@ -3,7 +3,7 @@
 // say (conditions parse, names are unique, templates name known placeholders). Pure: no I/O.
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Path } from '../config/errors.js';
-import { Duration, IntegerEnum, InsecureSkipVerify, NonEmpty, StringEnum, defaultEmpty, withDefault } from '../config/kit.js';
+import { Duration, IntegerEnum, InsecureSkipVerify, NonEmpty, StringEnum, defaultEmpty, derived, unset, withDefault } from '../config/kit.js';
 import { parseCondition } from './condition.js';
 
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
@@ -11,6 +11,9 @@ export type Severity = (typeof SEVERITIES)[number];
 
 export const VALIDATE_ACTIONS = ['drop', 'drop_point', 'flag'] as const;
 export type ValidateAction = (typeof VALIDATE_ACTIONS)[number];
+
+/** Tags a flagged point gets unless rules.flag_tag says otherwise. */
+export const DEFAULT_FLAG_TAG: Readonly<Record<string, string>> = { quality: 'bad' };
 
 /** Measurement of the points alerts are stored as. */
 export const ALERT_MEASUREMENT = 'sluice_alert';
@@ -169,13 +172,13 @@ export const NotifySchema = Type.Object(
 export const RulesSchema = Type.Object(
   {
     validate: withDefault(Type.Array(ValidateRuleSchema, { description: 'Value checks, applied in order before points are stored.' }), []),
-    flag_tag: withDefault(
+    // Not withDefault: TypeBox would merge the default's keys into a map the user wrote; finishRules fills it.
+    flag_tag: derived(
       Type.Record(Type.String(), Type.String({ description: 'Tag value.' }), {
         propertyNames: { minLength: 1 },
         minProperties: 1,
-        description: 'Tags added to a point with an invalid value under action: flag.',
+        description: 'Tags added to a point with an invalid value under action: flag. Default: { quality: bad }.',
       }),
-      { quality: 'bad' },
     ),
     alerts: withDefault(Type.Array(AlertRuleSchema, { description: 'Alert rules, evaluated on the points as they are stored.' }), []),
     notify: defaultEmpty(NotifySchema),
@@ -209,9 +212,10 @@ function unknownPlaceholders(template: string, known: readonly string[], allowTa
 
 /**
  * Cross-key checks of the decoded section, reported at paths under `rules`; fills each alert's
- * `field` from a field-led condition. Runs from the loader's finishConfig.
+ * `field` from a field-led condition, and flag_tag's default. Runs from the loader's finishConfig.
  */
 export function finishRules(cfg: RulesConfig, error: (path: Path, message: string, at?: 'key' | 'value') => void): void {
+  if (unset(cfg.flag_tag)) cfg.flag_tag = { ...DEFAULT_FLAG_TAG };
   const names = new Map<string, number>();
   cfg.validate.forEach((rule, i) => {
     const at = (...p: (string | number)[]): Path => ['rules', 'validate', i, ...p];

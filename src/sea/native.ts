@@ -13,7 +13,7 @@
 // starts while another is writing (an agent and a `sluice status`) never loads half a file.
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
 
 // Stamped by build/bin.mjs: a hash of this build's addons.
@@ -66,6 +66,28 @@ function assertPrivate(dir: string): void {
   }
 }
 
+/**
+ * mkdir -p, one level at a time. Not mkdirSync's `recursive`: on a pseudo file system (/proc) it
+ * retries ENOENT forever, and a start-up that hangs is worse than one that moves to the next candidate.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let at = dir;
+  while (sizeOf(at) === -1) {
+    missing.unshift(at);
+    const parent = dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 function writeAtomically(file: string, bytes: Uint8Array): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o500);
@@ -99,7 +121,7 @@ function materialise(name: string, bytes: Uint8Array): string {
     const dir = join(root, id);
     const file = join(dir, `${name}.node`);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirs(dir);
       if (root.startsWith(tmpdir())) assertPrivate(join(root, '..'));
       if (sizeOf(file) !== bytes.length) {
         writeAtomically(file, bytes);

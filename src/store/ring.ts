@@ -196,6 +196,7 @@ export class SqliteRing {
   /** Per output, the last chunk id of its backlog lane (see setLiveMark). */
   private readonly liveMarks = new Map<string, number>();
   private readonly pageSize: number;
+  private readonly statements = new Map<string, Database.Statement>();
   /** Whether the caller named the rollup windows (else the store's recorded ones are kept). */
   private readonly explicitWindows: boolean;
   private readonly stmt: ReturnType<SqliteRing['prepareStatements']>;
@@ -273,6 +274,19 @@ export class SqliteRing {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * A prepared statement, prepared once per text: the maintenance passes run the same few queries for
+   * every series, and preparing them each time showed up as CPU and garbage at 10k points/s.
+   */
+  private sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
   }
 
   private prepareStatements() {
@@ -415,21 +429,21 @@ export class SqliteRing {
    */
   private markNewTiers(): void {
     if (this.explicitWindows === false) return;
-    const known = this.db.prepare("SELECT value FROM meta WHERE key = 'rollup_windows_ms'").pluck().get() as string | undefined;
+    const known = this.sql("SELECT value FROM meta WHERE key = 'rollup_windows_ms'").pluck().get() as string | undefined;
     const before = new Set(known === undefined ? [] : (JSON.parse(known) as number[]));
     const added = this.opts.rollupWindowsMs.filter((w) => !before.has(w));
     this.db.transaction(() => {
       if (added.length > 0 && known !== undefined) {
         // Ids first: better-sqlite3 cannot write while a statement is still iterating.
-        const ids = this.db.prepare('SELECT id FROM chunks WHERE tier = 0').pluck().all() as number[];
-        const chunkOf = this.db.prepare('SELECT series_id, data FROM chunks WHERE id = ?');
+        const ids = this.sql('SELECT id FROM chunks WHERE tier = 0').pluck().all() as number[];
+        const chunkOf = this.sql('SELECT series_id, data FROM chunks WHERE id = ?');
         for (const id of ids) {
           const c = chunkOf.get(id) as { series_id: number; data: Uint8Array };
           const times = decodeChunk(c.data, new Set()).timesUs;
           for (const w of added) this.markRange(w, c.series_id, times[0], times[times.length - 1]);
         }
       }
-      this.db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('rollup_windows_ms', ?)").run(JSON.stringify(this.opts.rollupWindowsMs));
+      this.sql("INSERT OR REPLACE INTO meta(key, value) VALUES ('rollup_windows_ms', ?)").run(JSON.stringify(this.opts.rollupWindowsMs));
     })();
   }
 
@@ -537,9 +551,9 @@ export class SqliteRing {
 
   /** An output that had not received a chunk about to go is told so in its status (by reason of loss). */
   private countUnsent(victim: { id: number; rows: number; tier: number }): void {
-    for (const cur of this.db.prepare('SELECT output, ranges FROM cursors WHERE tier = ?').all(victim.tier) as { output: string; ranges: string }[]) {
+    for (const cur of this.sql('SELECT output, ranges FROM cursors WHERE tier = ?').all(victim.tier) as { output: string; ranges: string }[]) {
       if (containsId(JSON.parse(cur.ranges) as IdRange[], victim.id)) continue;
-      this.db.prepare('UPDATE cursors SET rolled_up_unsent = rolled_up_unsent + ? WHERE output = ?').run(victim.rows, cur.output);
+      this.sql('UPDATE cursors SET rolled_up_unsent = rolled_up_unsent + ? WHERE output = ?').run(victim.rows, cur.output);
     }
   }
 
@@ -549,7 +563,7 @@ export class SqliteRing {
     if (victim.tier !== 0) return;
     const windowUs = this.opts.rollupWindowsMs[0] * 1000;
     const until = (Math.floor(victim.max_us / windowUs) + 1) * windowUs;
-    this.db.prepare('UPDATE series SET rolled_up_until_us = max(coalesce(rolled_up_until_us, ?), ?) WHERE id = ?').run(until, until, victim.series_id);
+    this.sql('UPDATE series SET rolled_up_until_us = max(coalesce(rolled_up_until_us, ?), ?) WHERE id = ?').run(until, until, victim.series_id);
   }
 
   private checkpointIfLarge(): void {
@@ -570,20 +584,20 @@ export class SqliteRing {
    * has treated alike (all sent or all unsent), and never while leased, so delivery state survives.
    * Returns the number of series compacted.
    */
-  compact(options: { force?: boolean } = {}): number {
+  compact(options: { force?: boolean; maxSeries?: number } = {}): number {
     if (this.readonly) return 0;
     const minL0 = options.force ? 2 : COMPACT_MIN_L0;
     const candidates = this.db
-      .prepare('SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ?')
-      .all(minL0, this.opts.maxChunkRows) as { id: number; tier: number; n: number; r: number }[];
+      .prepare('SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ? ORDER BY n DESC LIMIT ?')
+      .all(minL0, this.opts.maxChunkRows, options.maxSeries ?? -1) as { id: number; tier: number; n: number; r: number }[];
     if (candidates.length === 0) return 0;
     const cursors = this.loadCursors();
     const leased = new Set<number>();
     for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
-    const selectChunks = this.db.prepare(
+    const selectChunks = this.sql(
       'SELECT id, level, rows, data FROM chunks WHERE series_id = ? AND tier = ? AND (level = 0 OR id = (SELECT max(id) FROM chunks WHERE series_id = ? AND tier = ? AND level = 1)) ORDER BY id',
     );
-    const insertWithId = this.db.prepare('INSERT INTO chunks(id, series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const insertWithId = this.sql('INSERT INTO chunks(id, series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     let compacted = 0;
     for (const cand of candidates) {
       const tx = this.db.transaction(() => {
@@ -633,7 +647,7 @@ export class SqliteRing {
           }
           for (const cur of sentBy) {
             cur.ranges = addIds(cur.ranges, newIds);
-            this.db.prepare('UPDATE cursors SET ranges = ? WHERE output = ?').run(JSON.stringify(cur.ranges), cur.output);
+            this.sql('UPDATE cursors SET ranges = ? WHERE output = ?').run(JSON.stringify(cur.ranges), cur.output);
           }
           did = true;
         }
@@ -650,8 +664,8 @@ export class SqliteRing {
   /** Series matching the filter, in creation order. */
   listSeries(measurement?: string): { id: number; key: string; measurement: string }[] {
     const rows = measurement === undefined
-      ? this.db.prepare('SELECT id, key, measurement FROM series ORDER BY id').all()
-      : this.db.prepare('SELECT id, key, measurement FROM series WHERE measurement = ? ORDER BY id').all(measurement);
+      ? this.sql('SELECT id, key, measurement FROM series ORDER BY id').all()
+      : this.sql('SELECT id, key, measurement FROM series WHERE measurement = ? ORDER BY id').all(measurement);
     return rows as { id: number; key: string; measurement: string }[];
   }
 
@@ -702,7 +716,7 @@ export class SqliteRing {
 
   /** Rollup tiers (window ms) present in the store, shortest first. */
   storedTiers(): number[] {
-    return this.db.prepare('SELECT DISTINCT tier FROM chunks WHERE tier > 0 UNION SELECT DISTINCT tier FROM rollup_dirty ORDER BY 1').pluck().all() as number[];
+    return this.sql('SELECT DISTINCT tier FROM chunks WHERE tier > 0 UNION SELECT DISTINCT tier FROM rollup_dirty ORDER BY 1').pluck().all() as number[];
   }
 
   /**
@@ -735,7 +749,7 @@ export class SqliteRing {
    * `untilUs` asks for everything starting at or before it (eviction does, before deleting raw data).
    * Returns the number of windows written.
    */
-  rollUp(opts: { nowUs?: number; untilUs?: number; seriesId?: number } = {}): number {
+  rollUp(opts: { nowUs?: number; untilUs?: number; seriesId?: number; maxSeries?: number } = {}): number {
     const tiers = this.opts.rollupWindowsMs;
     if (this.readonly || tiers.length === 0) return 0;
     const now = opts.nowUs ?? Date.now() * 1000;
@@ -747,14 +761,14 @@ export class SqliteRing {
         const lastStart = Math.floor((opts.untilUs ?? now - windowUs) / windowUs) * windowUs;
         const seriesIds =
           opts.seriesId === undefined
-            ? (this.db.prepare('SELECT DISTINCT series_id FROM rollup_dirty WHERE tier = ? AND from_us <= ?').pluck().all(tier, lastStart) as number[])
+            ? (this.sql('SELECT DISTINCT series_id FROM rollup_dirty WHERE tier = ? AND from_us <= ? LIMIT ?').pluck().all(tier, lastStart, opts.maxSeries ?? -1) as number[])
             : [opts.seriesId];
         for (const seriesId of seriesIds) {
           const ranges = this.dirtyRanges(seriesId, tier, -Number.MAX_SAFE_INTEGER, lastStart + 1);
           if (ranges.length === 0) continue;
           // Take the ranges out; what lies beyond lastStart (windows still open) goes back in.
-          const rows = this.db.prepare('SELECT from_us AS a, to_us AS b FROM rollup_dirty WHERE tier = ? AND series_id = ? AND from_us <= ?').all(tier, seriesId, lastStart) as { a: number; b: number }[];
-          this.db.prepare('DELETE FROM rollup_dirty WHERE tier = ? AND series_id = ? AND from_us <= ?').run(tier, seriesId, lastStart);
+          const rows = this.sql('SELECT from_us AS a, to_us AS b FROM rollup_dirty WHERE tier = ? AND series_id = ? AND from_us <= ?').all(tier, seriesId, lastStart) as { a: number; b: number }[];
+          this.sql('DELETE FROM rollup_dirty WHERE tier = ? AND series_id = ? AND from_us <= ?').run(tier, seriesId, lastStart);
           for (const r of rows) if (r.b > lastStart) this.stmt.markDirty!.run(tier, seriesId, lastStart + windowUs, r.b);
           const rolledUntil = this.rolledUpUntil(seriesId);
           for (const [first, last] of ranges) {
@@ -800,7 +814,7 @@ export class SqliteRing {
    * rollups: windows before it are complete in the rollups and only ever gain late points.
    */
   private rolledUpUntil(seriesId: number): number {
-    const v = this.db.prepare('SELECT rolled_up_until_us FROM series WHERE id = ?').pluck().get(seriesId) as number | null | undefined;
+    const v = this.sql('SELECT rolled_up_until_us FROM series WHERE id = ?').pluck().get(seriesId) as number | null | undefined;
     return v ?? -Infinity;
   }
 
@@ -832,23 +846,23 @@ export class SqliteRing {
    * `tier` is what it ships: 0 for raw points, or a rollup window in ms (its `resolution`).
    */
   registerOutput(output: string, tier = 0): void {
-    this.db.prepare('INSERT OR IGNORE INTO cursors(output, tier) VALUES (?, ?)').run(output, tier);
-    this.db.prepare('UPDATE cursors SET tier = ? WHERE output = ?').run(tier, output);
+    this.sql('INSERT OR IGNORE INTO cursors(output, tier) VALUES (?, ?)').run(output, tier);
+    this.sql('UPDATE cursors SET tier = ? WHERE output = ?').run(tier, output);
     if (!this.leased.has(output)) this.leased.set(output, new Set());
   }
 
   private tierOf(output: string): number {
-    return (this.db.prepare('SELECT tier FROM cursors WHERE output = ?').pluck().get(output) as number | undefined) ?? 0;
+    return (this.sql('SELECT tier FROM cursors WHERE output = ?').pluck().get(output) as number | undefined) ?? 0;
   }
 
   private loadCursors(): { output: string; ranges: IdRange[] }[] {
-    return (this.db.prepare('SELECT output, ranges FROM cursors ORDER BY output').all() as { output: string; ranges: string }[]).map(
+    return (this.sql('SELECT output, ranges FROM cursors ORDER BY output').all() as { output: string; ranges: string }[]).map(
       (r) => ({ output: r.output, ranges: JSON.parse(r.ranges) as IdRange[] }),
     );
   }
 
   private rangesOf(output: string): IdRange[] {
-    const row = this.db.prepare('SELECT ranges FROM cursors WHERE output = ?').get(output) as { ranges: string } | undefined;
+    const row = this.sql('SELECT ranges FROM cursors WHERE output = ?').get(output) as { ranges: string } | undefined;
     if (!row) throw new Error(`unknown output ${output}`);
     return JSON.parse(row.ranges) as IdRange[];
   }
@@ -872,7 +886,7 @@ export class SqliteRing {
     // A backfill walks up from the oldest chunk; when the first delivered range reaches down to it, start
     // after that range instead of stepping over every delivered chunk.
     if (ranges.length > 0 && ranges[0][1] >= minId) {
-      const first = this.db.prepare('SELECT min(id) FROM chunks WHERE tier = ?').pluck().get(tier) as number | null;
+      const first = this.sql('SELECT min(id) FROM chunks WHERE tier = ?').pluck().get(tier) as number | null;
       if (first !== null && ranges[0][0] <= Math.max(first, minId)) minId = ranges[0][1] + 1;
     }
     const where = outsideRangesSql('c.id', ranges);
@@ -883,7 +897,7 @@ export class SqliteRing {
          WHERE ${where.sql} AND c.tier = ? AND c.id >= ? AND c.id <= ? ORDER BY c.id ${opts.order === 'oldest' ? 'ASC' : 'DESC'}`,
       )
       .iterate(...where.params, tier, minId, opts.maxId ?? Number.MAX_SAFE_INTEGER) as IterableIterator<{ id: number; rows: number; vals: number; min_us: number; key: string }>;
-    const dataOf = this.db.prepare('SELECT data FROM chunks WHERE id = ?').pluck();
+    const dataOf = this.sql('SELECT data FROM chunks WHERE id = ?').pluck();
     const lease: Lease = { output, chunks: [], points: 0, values: 0, minUs: Infinity };
     let skipped = 0;
     for (const row of rows) {
@@ -915,7 +929,7 @@ export class SqliteRing {
 
   /** Points in chunks with an id above `chunkId` (written after it), delivered or not: cheap, by rowid. */
   pointsAfter(chunkId: number): number {
-    return this.db.prepare('SELECT coalesce(sum(rows), 0) FROM chunks WHERE id > ?').pluck().get(chunkId) as number;
+    return this.sql('SELECT coalesce(sum(rows), 0) FROM chunks WHERE id > ?').pluck().get(chunkId) as number;
   }
 
   /**
@@ -943,7 +957,7 @@ export class SqliteRing {
   /** Joins ranges separated only by ids that no longer exist, so cursors stay a handful of ranges. */
   private compressRanges(ranges: IdRange[], tier: number): IdRange[] {
     if (ranges.length < 2) return ranges;
-    const anyBetween = this.db.prepare('SELECT 1 FROM chunks WHERE id > ? AND id < ? AND tier = ? LIMIT 1').pluck();
+    const anyBetween = this.sql('SELECT 1 FROM chunks WHERE id > ? AND id < ? AND tier = ? LIMIT 1').pluck();
     const out: IdRange[] = [ranges[0]];
     for (let i = 1; i < ranges.length; i++) {
       const prev = out[out.length - 1];
@@ -955,11 +969,11 @@ export class SqliteRing {
 
   /** Id of the newest chunk, so an output can tell live chunks (written later) from its backlog. */
   lastChunkId(): number {
-    return (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").pluck().get() as number | undefined) ?? 0;
+    return (this.sql("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").pluck().get() as number | undefined) ?? 0;
   }
 
   outputStatus(output: string): OutputStatus {
-    const row = this.db.prepare('SELECT ranges, sent_points, rejected_points, last_success_ms, tier, rolled_up_unsent FROM cursors WHERE output = ?').get(output) as
+    const row = this.sql('SELECT ranges, sent_points, rejected_points, last_success_ms, tier, rolled_up_unsent FROM cursors WHERE output = ?').get(output) as
       | { ranges: string; sent_points: number; rejected_points: number; last_success_ms: number | null; tier: number; rolled_up_unsent: number }
       | undefined;
     if (!row) return { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0, lost_unsent_points: 0 };
@@ -984,15 +998,15 @@ export class SqliteRing {
     const totals = this.db
       .prepare('SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks WHERE tier = 0')
       .get() as { chunks: number; points: number; vals: number; oldest: number | null; newest: number | null };
-    const series = this.db.prepare('SELECT count(*) FROM series').pluck().get() as number;
+    const series = this.sql('SELECT count(*) FROM series').pluck().get() as number;
     const dropped: Record<string, number> = {};
     const droppedValues: Record<string, number> = {};
-    for (const d of this.db.prepare('SELECT reason, points, vals FROM drops ORDER BY reason').all() as { reason: string; points: number; vals: number }[]) {
+    for (const d of this.sql('SELECT reason, points, vals FROM drops ORDER BY reason').all() as { reason: string; points: number; vals: number }[]) {
       dropped[d.reason] = d.points;
       droppedValues[d.reason] = d.vals;
     }
     const outputs: Record<string, OutputStatus> = {};
-    for (const { output } of this.db.prepare('SELECT output FROM cursors ORDER BY output').all() as { output: string }[]) {
+    for (const { output } of this.sql('SELECT output FROM cursors ORDER BY output').all() as { output: string }[]) {
       outputs[output] = this.outputStatus(output);
     }
     return {
@@ -1035,8 +1049,8 @@ export class SqliteRing {
     const windowS = 600;
     const sinceUs = (Date.now() - windowS * 1000) * 1000;
     // Chunks written recently hold data stamped recently; live data is what fills the cap.
-    const recent = this.db.prepare('SELECT coalesce(sum(vals), 0) FROM chunks WHERE tier = 0 AND max_us >= ?').pluck().get(sinceUs) as number;
-    const allValues = this.db.prepare('SELECT coalesce(sum(vals), 0) FROM chunks').pluck().get() as number;
+    const recent = this.sql('SELECT coalesce(sum(vals), 0) FROM chunks WHERE tier = 0 AND max_us >= ?').pluck().get(sinceUs) as number;
+    const allValues = this.sql('SELECT coalesce(sum(vals), 0) FROM chunks').pluck().get() as number;
     if (recent === 0 || allValues === 0) return null;
     const bytesPerValue = this.usedBytes() / allValues;
     const free = this.dataBudgetBytes() - this.usedBytes();
@@ -1054,7 +1068,7 @@ export class SqliteRing {
     if (this.readonly) return 0;
     let removed = 0;
     this.db.transaction(() => {
-      const victims = this.db.prepare('SELECT id, series_id, max_us, rows, vals, tier FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as {
+      const victims = this.sql('SELECT id, series_id, max_us, rows, vals, tier FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as {
         id: number;
         series_id: number;
         max_us: number;

@@ -92,6 +92,8 @@ interface IdSample {
   atMs: number;
 }
 
+/** While failing, requests are probes: small, so an upstream that refuses them is not sent much. */
+const PROBE_POINTS = 1000;
 /** Samples of "newest id at time t" kept to tell how old a record is. */
 const MAX_SAMPLES = 4096;
 const SAMPLE_KEEP_MS = 10 * 60_000;
@@ -299,7 +301,7 @@ export class OutputSync {
       (this.livePendingSinceMs !== null &&
         (now - this.livePendingSinceMs >= this.settings.flushIntervalMs || this.source.pointsAfter(this.liveScannedId) >= this.aimd.batchPoints));
     if (!due) return null;
-    const maxPoints = this.aimd.batchPoints;
+    const maxPoints = this.leasePoints();
     const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.busySeries });
     if (lease === null || lease.batch.points < maxPoints) {
       // Drained up to lastId, except series that were busy: look again when a request completes.
@@ -326,11 +328,15 @@ export class OutputSync {
       const wait = this.rate.waitMs(now);
       if (wait > 0) return wait;
     }
-    const lease = this.source.lease({ maxPoints: this.aimd.batchPoints, maxId: this.boundary, skipSeries: this.busySeries });
+    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.busySeries });
     if (lease === null) return null;
     this.rate?.take(lease.batch.points, now);
     this.launch(lease, 'backfill');
     return 0;
+  }
+
+  private leasePoints(): number {
+    return this.failures > 0 ? Math.min(this.aimd.batchPoints, PROBE_POINTS) : this.aimd.batchPoints;
   }
 
   // ------------------------------------------------------------------------------------ lanes
@@ -570,6 +576,7 @@ export class OutputSync {
         );
       }
     } else if (this.failingSinceMs === null) {
+      this.lastLoudLogMs = now;
       this.log.warn(details, 'upstream write failed; keeping the data and retrying with backoff');
     } else if (now - this.lastLoudLogMs >= this.settings.logEveryMs) {
       this.lastLoudLogMs = now;

@@ -1,0 +1,687 @@
+// The fleet controller: everything that changes a running agent's config or binary.
+//
+//   local reloads   SIGHUP, or a change of the config file (fs.watch on its directory, debounced, so an
+//                   editor's write-and-rename is seen), re-read -c FILE: an invalid file is refused
+//                   (every error logged, `config.last_error` in status) and the old config keeps
+//                   running; a valid one is applied by Agent.apply, or by a restart when it changes
+//                   keys that need one (RESTART_KEYS in reload.ts): exit EXIT_RESTART after a clean stop.
+//   fleet polling   every fleet.interval (±10 % so a fleet does not poll in step), a conditional GET of
+//                   fleet.url; a manifest is believed only once its Ed25519 signature verifies, and
+//                   applied only when its serial is higher than the last one acted on.
+//   transactions    a fleet config is written atomically (the previous kept as config.yaml.prev),
+//                   applied, and watched for commit_after (health.ts): committed when healthy, reverted
+//                   when not. A binary is downloaded, checked, staged and run by a restart (launcher.ts);
+//                   once it has run healthy for commit_after it commits itself.
+//   heartbeat       heartbeat.ts.
+// All of it runs one step at a time through a queue: a reload never overlaps a transaction.
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Agent } from '../agent/agent.js';
+import { formatConfigError, loadConfig, type Config } from '../config/index.js';
+import type { Logger } from '../core/component.js';
+import type { ControlView } from '../http/view.js';
+import { AgentProbe } from '../http/probe.js';
+import { VERSION } from '../version.js';
+import { compose, type Boot } from './boot.js';
+import { Heartbeat } from './heartbeat.js';
+import { DEFAULT_HEALTH_SETTINGS, HealthWatch, healthyInputs, type HealthSettings, type WatchResult } from './health.js';
+import { downloadVerified, fetchManifest } from './http.js';
+import { loadPublicKey } from './keys.js';
+import { pruneStaged, runningSerial } from './launcher.js';
+import { ManifestError, hostArch, sha256Hex, verifyManifest, type Manifest } from './manifest.js';
+import { describePlan, planReload } from './reload.js';
+import { FleetFiles, binaryStatus, emptyBinaryState, emptyState, fingerprint, type AppliedConfig, type BinaryState, type FleetState } from './state.js';
+
+/** `sluice run` exits with this when it must be restarted (EX_TEMPFAIL: "try again"); a supervisor brings it back. */
+export const EXIT_RESTART = 75;
+
+const FILE_DEBOUNCE_MS = 300;
+const POLL_JITTER = 0.1;
+
+export interface ControllerOptions {
+  agent: Agent;
+  boot: Boot;
+  log: Logger;
+  /** Asks whoever runs the agent to stop it cleanly and exit EXIT_RESTART. */
+  onRestart: (reason: string) => void;
+  /** Health window thresholds (tests shorten them). */
+  health?: Partial<HealthSettings>;
+}
+
+interface PollStatus {
+  last_ms: number | null;
+  last_ok_ms: number | null;
+  error: string | null;
+}
+
+export class FleetController implements ControlView {
+  private readonly agent: Agent;
+  private readonly log: Logger;
+  private readonly files: FleetFiles;
+  private readonly configFile: string | undefined;
+  private readonly health: HealthSettings;
+  private local: Config;
+  private localSha: string | undefined;
+  private source: Boot['source'];
+  private state: FleetState;
+  private queue: Promise<void>;
+  private ready!: () => void;
+  private started = false;
+  private stopped = false;
+  private restarting: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeat: Heartbeat | undefined;
+  private readonly watches = new Set<HealthWatch>();
+  private readonly poll: PollStatus = { last_ms: null, last_ok_ms: null, error: null };
+  private readonly loadedMs = Date.now();
+  private lastReloadMs: number | null = null;
+  private lastRefusedSha: string | undefined;
+  private installedSha: Promise<string> | undefined;
+  private ownProbe: AgentProbe | undefined;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.agent = opts.agent;
+    this.log = opts.log;
+    this.local = opts.boot.local;
+    this.source = opts.boot.source;
+    this.configFile = opts.boot.configFile;
+    this.files = new FleetFiles(opts.boot.dataDir);
+    this.health = { ...DEFAULT_HEALTH_SETTINGS, ...opts.health };
+    this.state = this.readState();
+    if (this.configFile !== undefined) this.localSha = this.readLocalSha();
+    // Work waits for start(); SIGHUP before it (the agent still starting) is queued, not fatal.
+    this.queue = new Promise<void>((resolve) => (this.ready = resolve));
+    process.on('SIGHUP', this.onSighup);
+    for (const n of opts.boot.notices) this.log[n.level]({ ...n.details }, n.msg);
+    opts.agent.control = this;
+  }
+
+  private readonly onSighup = (): void => {
+    void this.enqueue('SIGHUP reload', () => this.reloadLocal('SIGHUP'));
+  };
+
+  private readState(): FleetState {
+    try {
+      return this.files.readState();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'fleet state unreadable; starting from an empty one');
+      return emptyState();
+    }
+  }
+
+  private readLocalSha(): string | undefined {
+    try {
+      return sha256Hex(readFileSync(this.configFile!, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  start(): void {
+    this.started = true;
+    const boot = this.opts.boot;
+    // The config this process started with loaded fine: an old refusal no longer describes the file.
+    if (this.state.local_error) {
+      this.state.local_error = null;
+      this.persist();
+    }
+    this.ready();
+    if (this.configFile !== undefined) this.watchFile(this.configFile);
+    if (boot.pending && this.state.config?.state === 'pending') {
+      const serial = this.state.config.serial;
+      this.log.info({ serial, start: this.state.config.starts }, `fleet config serial ${serial} is not committed yet; watching its health again`);
+      void this.enqueue('config watch', () => {
+        this.watchConfig(serial, new Map([...this.agent.inputs.keys()].map((id) => [id, this.loadedMs])), Object.keys(this.agent.config.outputs));
+        return Promise.resolve();
+      });
+    }
+    this.resumeBinary();
+    this.startFleet();
+  }
+
+  /** Polling and the heartbeat, from the fleet section in effect (again after it changed). */
+  private startFleet(): void {
+    const f = this.agent.config.fleet;
+    if (f.url !== undefined) {
+      void this.enqueue('poll', () => this.pollOnce());
+      this.schedulePoll();
+    }
+    this.heartbeat = new Heartbeat(f, this.agent.config.agent.id, () => this.heartbeatReport(), this.log.child({ component: 'heartbeat' }));
+    this.heartbeat.start();
+  }
+
+  private async stopFleet(): Promise<void> {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
+    await this.heartbeat?.stop();
+    this.heartbeat = undefined;
+  }
+
+  private schedulePoll(): void {
+    if (this.stopped) return;
+    const interval = this.agent.config.fleet.interval;
+    const delay = interval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
+    this.pollTimer = setTimeout(() => {
+      void this.enqueue('poll', () => this.pollOnce());
+      this.schedulePoll();
+    }, delay);
+    this.pollTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    process.off('SIGHUP', this.onSighup);
+    this.watcher?.close();
+    if (this.debounce) clearTimeout(this.debounce);
+    for (const w of this.watches) w.cancel();
+    this.watches.clear();
+    if (!this.started) this.ready();
+    await this.stopFleet();
+    // Whatever step is running finishes before the agent stops under it.
+    await this.queue;
+  }
+
+  private enqueue(what: string, step: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.stopped || this.restarting) return;
+      try {
+        await step();
+      } catch (err) {
+        this.log.error({ err }, `${what} failed`);
+        this.setError(`${what} failed: ${(err as Error).message}`);
+      }
+    });
+    this.queue = run;
+    return run;
+  }
+
+  /** Waits for queued work (tests, and `pollNow`). */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
+  /** One poll now, after whatever is queued. */
+  pollNow(): Promise<void> {
+    return this.enqueue('poll', () => this.pollOnce());
+  }
+
+  /** A local reload now, as SIGHUP does. */
+  reload(): Promise<void> {
+    return this.enqueue('reload', () => this.reloadLocal('api'));
+  }
+
+  private persist(): void {
+    try {
+      this.files.writeState(this.state);
+    } catch (err) {
+      this.log.error({ err }, 'cannot write the fleet state');
+    }
+  }
+
+  private setError(message: string): void {
+    this.state.last_error = message;
+    this.state.last_error_ms = Date.now();
+    this.persist();
+  }
+
+  private setChange(message: string): void {
+    this.state.last_change = message;
+    this.state.last_change_ms = Date.now();
+  }
+
+  private restart(reason: string): void {
+    if (this.restarting) return;
+    this.restarting = reason;
+    this.log.warn({ reason, exit_code: EXIT_RESTART }, `restarting: ${reason} (exit ${EXIT_RESTART}; the supervisor starts sluice again)`);
+    this.opts.onRestart(reason);
+  }
+
+  // ----------------------------------------------------------------------------------- local reload
+
+  private watchFile(file: string): void {
+    const name = basename(file);
+    try {
+      // The directory, not the file: an editor or a config manager that writes a new file and renames
+      // it over the old one replaces the inode a file watch would be attached to.
+      this.watcher = watch(dirname(file), { persistent: false }, (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        if (this.debounce) clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => {
+          this.debounce = undefined;
+          // Touches and rewrites with the same bytes are not changes.
+          const sha = this.readLocalSha();
+          if (sha === undefined || sha === this.localSha) return;
+          void this.enqueue('reload', () => this.reloadLocal('file changed'));
+        }, FILE_DEBOUNCE_MS);
+        this.debounce.unref();
+      });
+      this.watcher.on('error', (err) => this.log.warn({ err: err.message, file }, 'cannot watch the config file; SIGHUP still reloads it'));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, file }, 'cannot watch the config file; SIGHUP still reloads it');
+    }
+  }
+
+  private async reloadLocal(reason: string): Promise<void> {
+    const file = this.configFile;
+    if (file === undefined) {
+      this.log.info({ reason }, 'running the embedded default config: there is no file to reload');
+      return;
+    }
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return this.refuseLocal(file, [`${file}: cannot read the config file: ${(err as Error).message}`]);
+    }
+    this.localSha = sha256Hex(text);
+    const r = loadConfig({ file, text });
+    if (!r.ok) return this.refuseLocal(file, r.errors.map(formatConfigError));
+    this.local = r.config;
+    if (this.state.local_error) {
+      this.state.local_error = null;
+      this.persist();
+    }
+    this.lastReloadMs = Date.now();
+    const next = this.effectiveConfig();
+    if (this.state.config !== null && this.source === 'fleet') {
+      this.log.info({ reason, serial: this.state.config.serial }, `config file reloaded; the fleet config (serial ${this.state.config.serial}) stays in effect for every section but fleet and agent.data_dir`);
+    }
+    await this.applyConfig(next, `reload (${reason})`);
+  }
+
+  private refuseLocal(file: string, errors: string[]): void {
+    for (const line of errors) this.log.error({ error: line }, 'config reload refused');
+    const message = `${file}: ${errors.length} error${errors.length === 1 ? '' : 's'}; still running the previous config. First: ${errors[0]}`;
+    this.log.error({ file, errors: errors.length }, `config reload refused: ${errors.length} error${errors.length === 1 ? '' : 's'}; the running config stays in effect`);
+    this.state.local_error = { message, errors, time_ms: Date.now() };
+    this.persist();
+  }
+
+  /** The config that should run now: the fleet's (composed with the local file) or the local file's. */
+  private effectiveConfig(): Config {
+    if (this.local.fleet.url === undefined || this.state.config === null) {
+      this.source = this.configFile === undefined ? 'default' : 'file';
+      return this.local;
+    }
+    const text = this.files.readConfigText();
+    const r = text === undefined ? undefined : loadConfig({ file: this.files.paths.config, text });
+    if (!r?.ok) {
+      this.source = this.configFile === undefined ? 'default' : 'file';
+      return this.local;
+    }
+    this.source = 'fleet';
+    return compose(r.config, this.local);
+  }
+
+  /** Applies `next` in place, or restarts when it needs a new process. Returns false on restart. */
+  private async applyConfig(next: Config, why: string): Promise<boolean> {
+    const plan = planReload(this.agent.config, next);
+    if (!plan.changed) {
+      this.log.info({ why }, 'config unchanged');
+      return true;
+    }
+    if (plan.restartKeys.length > 0) {
+      this.log.warn({ keys: plan.restartKeys, why }, `config changes keys that need a restart: ${plan.restartKeys.join(', ')}`);
+      this.restart(`${why}: ${plan.restartKeys.join(', ')} changed`);
+      return false;
+    }
+    await this.agent.apply(next, plan);
+    this.log.info({ why, ...describePlan(plan) }, 'config applied');
+    if (plan.fleet) {
+      await this.stopFleet();
+      this.startFleet();
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------ fleet channel
+
+  private async pollOnce(): Promise<void> {
+    const f = this.agent.config.fleet;
+    if (f.url === undefined || f.public_key === undefined) return;
+    // One change at a time: the next manifest waits until the running window is decided.
+    if (this.watches.size > 0) return;
+    this.poll.last_ms = Date.now();
+    let res;
+    try {
+      res = await fetchManifest(f.url, this.state.etag, this.agent.config.agent.id);
+    } catch (err) {
+      const message = `cannot fetch ${f.url}: ${(err as Error).message}`;
+      if (this.poll.error === null) this.log.warn({ url: f.url, err: (err as Error).message }, 'fleet poll failed; trying again every interval');
+      this.poll.error = message;
+      return;
+    }
+    if (this.poll.error !== null) this.log.info({ url: f.url }, 'fleet poll works again');
+    this.poll.error = null;
+    this.poll.last_ok_ms = Date.now();
+    if (res.status === 304) return;
+    const bodySha = sha256Hex(res.body);
+    if (res.etag !== this.state.etag) {
+      this.state.etag = res.etag;
+      this.persist();
+    }
+    // A server without ETags serves the same refused manifest at every poll: say so once.
+    if (bodySha === this.lastRefusedSha) return;
+    let manifest: Manifest;
+    try {
+      manifest = verifyManifest(res.body, loadPublicKey(f.public_key));
+    } catch (err) {
+      const why = err instanceof ManifestError ? err.message : `fleet.public_key: ${(err as Error).message}`;
+      return this.refuse(bodySha, `manifest from ${f.url} refused: ${why}`);
+    }
+    const applied = this.state.serial;
+    if (applied !== null && manifest.serial < applied) {
+      return this.refuse(bodySha, `manifest serial ${manifest.serial} refused: serial ${applied} is already applied; a manifest must carry a higher serial`);
+    }
+    if (applied !== null && manifest.serial === applied) {
+      if (bodySha !== this.state.manifest_sha256) {
+        this.refuse(bodySha, `manifest serial ${manifest.serial} ignored: that serial was already applied with other content; publish a change with a higher serial`);
+      }
+      return;
+    }
+    await this.applyManifest(manifest, bodySha);
+  }
+
+  private refuse(bodySha: string, message: string): void {
+    this.lastRefusedSha = bodySha;
+    this.log.error({}, message);
+    this.setError(message);
+  }
+
+  private async applyManifest(m: Manifest, bodySha: string): Promise<void> {
+    const arch = hostArch();
+    const ref = arch ? m.binaries?.[arch] : undefined;
+    const binary = ref && arch ? { serial: m.serial, arch, url: new URL(ref.url, this.agent.config.fleet.url).href, sha256: ref.sha256 } : undefined;
+    if (m.config !== undefined && sha256Hex(m.config) !== this.state.config?.sha256) {
+      const r = loadConfig({ text: m.config, file: `manifest serial ${m.serial}` });
+      if (!r.ok) {
+        const errors = r.errors.map(formatConfigError);
+        for (const line of errors) this.log.error({ error: line }, 'fleet config refused');
+        this.state.serial = m.serial;
+        this.state.manifest_sha256 = bodySha;
+        return this.refuse(bodySha, `manifest serial ${m.serial} refused: its config is invalid (${errors.length} error${errors.length === 1 ? '' : 's'}): ${errors.slice(0, 3).join('; ')}`);
+      }
+      this.state.serial = m.serial;
+      this.state.manifest_sha256 = bodySha;
+      return this.beginConfig(m.serial, m.config, r.config, binary);
+    }
+    this.state.serial = m.serial;
+    this.state.manifest_sha256 = bodySha;
+    this.persist();
+    if (binary) return this.stageBinary(binary);
+    this.log.info({ serial: m.serial }, `manifest serial ${m.serial}: nothing to change here`);
+  }
+
+  private async beginConfig(serial: number, text: string, decoded: Config, binary: AppliedConfig['then_binary']): Promise<void> {
+    const next = compose(decoded, this.local);
+    const previous = this.state.config;
+    this.files.installConfig(text);
+    this.state.config = {
+      serial,
+      sha256: sha256Hex(text),
+      state: 'pending',
+      starts: 0,
+      applied_ms: Date.now(),
+      previous_serial: previous?.serial ?? null,
+      ...(binary ? { then_binary: binary } : {}),
+    };
+    this.setChange(`config serial ${serial} applied; committed after ${this.agent.config.fleet.commit_after / 1000}s healthy`);
+    this.persist();
+    const plan = planReload(this.agent.config, next);
+    if (plan.restartKeys.length > 0) {
+      this.log.warn({ serial, keys: plan.restartKeys }, `fleet config serial ${serial} changes keys that need a restart (${plan.restartKeys.join(', ')}); its health window runs after the restart`);
+      this.restart(`fleet config serial ${serial}`);
+      return;
+    }
+    const before = new Set(healthyInputs(this.agent, this.loadedMs, this.health));
+    await this.agent.apply(next, plan);
+    this.source = 'fleet';
+    const now = Date.now();
+    const judged = new Map<string, number>();
+    for (const id of plan.inputs.unchanged) if (before.has(id)) judged.set(id, this.loadedMs);
+    for (const id of plan.inputs.start) judged.set(id, now);
+    this.log.info(
+      { serial, commit_after_ms: next.fleet.commit_after, ...describePlan(plan) },
+      `fleet config serial ${serial} applied; committing it after ${next.fleet.commit_after / 1000}s healthy`,
+    );
+    if (plan.fleet) {
+      await this.stopFleet();
+      this.startFleet();
+    }
+    this.watchConfig(serial, judged, plan.outputs.start);
+  }
+
+  private watchConfig(serial: number, inputs: Map<string, number>, outputs: string[]): void {
+    const spec = { what: `config serial ${serial}`, durationMs: this.agent.config.fleet.commit_after, inputs, outputs };
+    const w = new HealthWatch(this.agent, spec, this.health, (result) => {
+      this.watches.delete(w);
+      void this.enqueue('config commit', () => this.finishConfig(serial, result));
+    });
+    this.watches.add(w);
+    w.start();
+  }
+
+  private async finishConfig(serial: number, result: WatchResult): Promise<void> {
+    const cfg = this.state.config;
+    if (cfg?.serial !== serial || cfg.state !== 'pending') return;
+    if (result.ok) {
+      cfg.state = 'committed';
+      cfg.starts = 0;
+      const then = cfg.then_binary;
+      delete cfg.then_binary;
+      this.setChange(`config serial ${serial} committed`);
+      this.persist();
+      this.log.info({ serial }, `fleet config serial ${serial} committed: healthy for ${this.agent.config.fleet.commit_after / 1000}s`);
+      if (then) await this.stageBinary(then);
+      return;
+    }
+    const message = this.files.revertPending(this.state, result.reason);
+    this.persist();
+    this.log.error({ serial, reason: result.reason }, message);
+    const next = this.effectiveConfig();
+    await this.applyConfig(next, `revert of config serial ${serial}`);
+  }
+
+  // ------------------------------------------------------------------------------------------ binary
+
+  private readBinary(): BinaryState {
+    return this.files.readBinary() ?? emptyBinaryState();
+  }
+
+  /** sha256 of the binary this process runs (staged ones are known; the installed one is hashed once). */
+  private async runningSha(b: BinaryState): Promise<string> {
+    const serial = runningSerial();
+    if (serial !== null) {
+      const known = [b.current, b.candidate].find((x) => x?.serial === serial);
+      if (known) return known.sha256;
+    }
+    this.installedSha ??= new Promise<string>((resolve, reject) => {
+      const h = createHash('sha256');
+      createReadStream(process.execPath)
+        .on('data', (chunk) => h.update(chunk))
+        .on('end', () => resolve(h.digest('hex')))
+        .on('error', reject);
+    });
+    return this.installedSha;
+  }
+
+  private async stageBinary(ref: NonNullable<AppliedConfig['then_binary']>): Promise<void> {
+    const b = this.readBinary();
+    const running = await this.runningSha(b);
+    if (ref.sha256 === running) {
+      this.log.info({ serial: ref.serial }, `binary of serial ${ref.serial} is the one running`);
+      return;
+    }
+    if (b.abandoned.includes(ref.sha256)) {
+      this.setError(`binary of serial ${ref.serial} not installed: this build (sha256 ${ref.sha256.slice(0, 12)}…) was rolled back before`);
+      return;
+    }
+    const path = join(this.files.paths.bin, `sluice-${ref.serial}`);
+    mkdirSync(this.files.paths.bin, { recursive: true });
+    // Only the binary running now (and the installed one, which is outside the data directory) is kept.
+    pruneStaged(this.files.paths.bin, [b.current]);
+    this.log.info({ serial: ref.serial, url: ref.url }, `downloading the binary of serial ${ref.serial}`);
+    let bytes: number;
+    try {
+      ({ bytes } = await downloadVerified(ref.url, ref.sha256, path, this.agent.config.agent.id));
+    } catch (err) {
+      const message = `binary of serial ${ref.serial} not installed: ${(err as Error).message}`;
+      this.log.error({ serial: ref.serial, url: ref.url }, message);
+      this.setError(message);
+      return;
+    }
+    const after = this.readBinary();
+    if (runningSerial() === null) after.installed = fingerprint(process.execPath);
+    after.candidate = {
+      serial: ref.serial,
+      path,
+      sha256: ref.sha256,
+      staged_ms: Date.now(),
+      starts: 0,
+      healthy_inputs: healthyInputs(this.agent, this.loadedMs, this.health),
+    };
+    this.files.writeBinary(after);
+    this.setChange(`binary of serial ${ref.serial} staged (${bytes} bytes)`);
+    this.persist();
+    this.log.info({ serial: ref.serial, path, bytes }, `binary of serial ${ref.serial} staged; restarting into it (kept after ${this.agent.config.fleet.commit_after / 1000}s healthy, else rolled back)`);
+    this.restart(`binary of serial ${ref.serial} staged`);
+  }
+
+  /** In a staged binary that is not committed yet: watch its health, then commit or give up. */
+  private resumeBinary(): void {
+    let b: BinaryState;
+    try {
+      b = this.readBinary();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'staged binary state unreadable');
+      return;
+    }
+    // A rollback the launcher did before this process started is news for status.
+    if (b.rollback && (this.state.last_error_ms ?? 0) < b.rollback.time_ms) {
+      this.state.last_error = `binary of serial ${b.rollback.serial} rolled back: ${b.rollback.reason}`;
+      this.state.last_error_ms = b.rollback.time_ms;
+      this.persist();
+    }
+    const serial = runningSerial();
+    const c = b.candidate;
+    if (serial === null || c?.serial !== serial) return;
+    const inputs = new Map(c.healthy_inputs.filter((id) => this.agent.inputs.has(id)).map((id) => [id, this.loadedMs]));
+    this.log.info({ serial, start: c.starts }, `running the staged binary of serial ${serial}; committing it after ${this.agent.config.fleet.commit_after / 1000}s healthy`);
+    const spec = { what: `binary serial ${serial}`, durationMs: this.agent.config.fleet.commit_after, inputs, outputs: [] };
+    const w = new HealthWatch(this.agent, spec, this.health, (result) => {
+      this.watches.delete(w);
+      void this.enqueue('binary commit', () => Promise.resolve(this.finishBinary(serial, result)));
+    });
+    this.watches.add(w);
+    w.start();
+  }
+
+  private finishBinary(serial: number, result: WatchResult): void {
+    const b = this.readBinary();
+    const c = b.candidate;
+    if (c?.serial !== serial) return;
+    if (result.ok) {
+      b.current = { serial: c.serial, path: c.path, sha256: c.sha256, staged_ms: c.staged_ms };
+      b.candidate = null;
+      this.files.writeBinary(b);
+      pruneStaged(this.files.paths.bin, [b.current]);
+      this.setChange(`binary of serial ${serial} committed (version ${VERSION})`);
+      this.persist();
+      this.log.info({ serial, version: VERSION }, `binary of serial ${serial} committed: healthy for ${this.agent.config.fleet.commit_after / 1000}s`);
+      return;
+    }
+    // Tell the launcher to abandon it now rather than after its remaining starts.
+    c.abandon = `unhealthy: ${result.reason}`;
+    this.files.writeBinary(b);
+    this.log.error({ serial, reason: result.reason }, `binary of serial ${serial} is unhealthy (${result.reason}); rolling back`);
+    this.restart(`binary of serial ${serial} unhealthy`);
+  }
+
+  // ------------------------------------------------------------------------------------------ status
+
+  configStatus(): Record<string, unknown> {
+    return {
+      source: this.source,
+      file: this.configFile ?? null,
+      fleet_file: this.source === 'fleet' ? this.files.paths.config : null,
+      serial: this.source === 'fleet' ? (this.state.config?.serial ?? null) : null,
+      loaded_ms: this.loadedMs,
+      last_reload_ms: this.lastReloadMs,
+      last_error: this.state.local_error?.message ?? null,
+      errors: this.state.local_error?.errors ?? [],
+      restarting: this.restarting ?? null,
+    };
+  }
+
+  fleetStatus(): Record<string, unknown> | null {
+    const f = this.agent.config.fleet;
+    if (f.url === undefined && !this.heartbeat?.enabled) return null;
+    let binary: BinaryState | undefined;
+    try {
+      binary = this.files.readBinary();
+    } catch {
+      binary = undefined;
+    }
+    const pending = [...this.watches].map((w) => ({ what: w.spec.what, since_ms: w.startedMs, commit_at_ms: w.endsMs }));
+    return {
+      url: f.url ?? null,
+      serial: this.state.serial,
+      config_serial: this.state.config?.serial ?? null,
+      config_state: this.state.config?.state ?? null,
+      pending,
+      binary: { ...binaryStatus(binary, runningSerial()), version: VERSION },
+      poll: { ...this.poll, etag: this.state.etag },
+      heartbeat: this.heartbeat?.enabled ? { ...this.heartbeat.status } : null,
+      last_error: this.state.last_error,
+      last_error_ms: this.state.last_error_ms,
+      last_change: this.state.last_change,
+      last_change_ms: this.state.last_change_ms,
+    };
+  }
+
+  private probe(): AgentProbe {
+    if (this.agent.probe) return this.agent.probe;
+    const agent = this.agent;
+    this.ownProbe ??= new AgentProbe({
+      get config() {
+        return agent.config;
+      },
+      ring: agent.ring,
+      inputs: agent.inputs,
+    });
+    return this.ownProbe;
+  }
+
+  private heartbeatReport(): Record<string, unknown> {
+    const probe = this.probe();
+    const snap = probe.snap();
+    const health = probe.health();
+    let backlog = 0;
+    const outputs: Record<string, { backlog_points: number; last_success_ms: number | null }> = {};
+    for (const [id, o] of Object.entries(snap.store.outputs)) {
+      backlog += o.backlog_points;
+      outputs[id] = { backlog_points: o.backlog_points, last_success_ms: o.last_success_ms };
+    }
+    return {
+      agent_id: this.agent.config.agent.id,
+      online: true,
+      time_ms: Date.now(),
+      version: VERSION,
+      binary_serial: runningSerial(),
+      config: { source: this.source, serial: this.source === 'fleet' ? (this.state.config?.serial ?? null) : null, state: this.state.config?.state ?? null },
+      fleet_serial: this.state.serial,
+      health: { status: health.status, reasons: health.reasons },
+      backlog_points: backlog,
+      outputs,
+      store_bytes: snap.store.store_bytes,
+      capacity_bytes: snap.store.capacity_bytes,
+      last_error: this.state.last_error,
+      uptime_s: Math.round((Date.now() - this.loadedMs) / 1000),
+    };
+  }
+}
+

@@ -1,0 +1,126 @@
+// The heartbeat: every fleet.interval a gateway says how it is (version, config serial, health,
+// backlog), so a fleet can be watched from one place.
+//   MQTT: retained on `sluice/<agent id>/status` (fleet.heartbeat.mqtt.topic), QoS 1. The broker holds
+//         the last report for late subscribers; the will message ({"online":false}, retained) replaces
+//         it when the gateway drops off without saying goodbye, and a clean stop publishes the same.
+//   HTTP: POST of the same JSON to fleet.heartbeat.url.
+// Quiet in steady state: a failure is logged when it starts and when it ends, not at every beat.
+import { connect, type MqttClient } from 'mqtt';
+import type { Logger } from '../core/component.js';
+import type { FleetConfig } from './schema.js';
+
+const POST_TIMEOUT_MS = 10_000;
+const MQTT_CLOSE_TIMEOUT_MS = 2_000;
+
+export interface HeartbeatStatus {
+  last_ms: number | null;
+  error: string | null;
+}
+
+export class Heartbeat {
+  readonly status: HeartbeatStatus = { last_ms: null, error: null };
+  private client: MqttClient | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly topic: string | undefined;
+  private failing = new Set<string>();
+  private stopped = false;
+
+  constructor(
+    private readonly cfg: FleetConfig,
+    private readonly agentId: string,
+    private readonly report: () => Record<string, unknown>,
+    private readonly log: Logger,
+  ) {
+    this.topic = cfg.heartbeat.mqtt?.topic.replaceAll('{agent}', agentId);
+  }
+
+  get enabled(): boolean {
+    return this.cfg.heartbeat.mqtt !== undefined || this.cfg.heartbeat.url !== undefined;
+  }
+
+  start(): void {
+    if (!this.enabled) return;
+    const m = this.cfg.heartbeat.mqtt;
+    if (m && this.topic) {
+      this.client = connect(m.url, {
+        clientId: `sluice-${this.agentId}-status`,
+        username: m.username,
+        password: m.password,
+        clean: true,
+        reconnectPeriod: 5_000,
+        connectTimeout: 10_000,
+        will: { topic: this.topic, payload: Buffer.from(JSON.stringify({ agent_id: this.agentId, online: false })), qos: 1, retain: true },
+      });
+      this.client.on('error', (err) => this.failed('mqtt', err));
+      // The first report goes out as soon as the broker is there, not one interval later.
+      this.client.on('connect', () => this.publishMqtt());
+    }
+    this.beat();
+    this.timer = setInterval(() => this.beat(), this.cfg.interval);
+    this.timer.unref();
+  }
+
+  /** Sends one report now (also used by tests and after a change worth reporting at once). */
+  beat(): void {
+    if (this.stopped) return;
+    this.publishMqtt();
+    const url = this.cfg.heartbeat.url;
+    if (url) {
+      const body = JSON.stringify(this.report());
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) })
+        .then(async (res) => {
+          await res.body?.cancel();
+          if (!res.ok) throw new Error(`HTTP ${res.status} from ${url}`);
+          this.succeeded('http');
+        })
+        .catch((err: unknown) => this.failed('http', err));
+    }
+  }
+
+  private publishMqtt(): void {
+    const client = this.client;
+    if (!client || !this.topic || !client.connected) return;
+    client.publish(this.topic, JSON.stringify(this.report()), { qos: 1, retain: true }, (err) => {
+      if (err) this.failed('mqtt', err);
+      else this.succeeded('mqtt');
+    });
+  }
+
+  private succeeded(via: string): void {
+    this.status.last_ms = Date.now();
+    if (this.failing.delete(via)) this.log.info({ via }, 'heartbeat delivered again');
+    if (this.failing.size === 0) this.status.error = null;
+  }
+
+  private failed(via: string, err: unknown): void {
+    const message = `${via}: ${(err as Error).message ?? String(err)}`;
+    this.status.error = message;
+    if (!this.failing.has(via)) this.log.warn({ via, err: message }, 'heartbeat not delivered; retrying every interval');
+    this.failing.add(via);
+  }
+
+  /** Says goodbye (retained offline report) and disconnects. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        client.end(true);
+        resolve();
+      }, MQTT_CLOSE_TIMEOUT_MS);
+      const close = () => {
+        clearTimeout(timer);
+        client.end(false, {}, () => resolve());
+      };
+      if (client.connected && this.topic) {
+        client.publish(this.topic, JSON.stringify({ ...this.report(), online: false }), { qos: 1, retain: true }, close);
+      } else {
+        clearTimeout(timer);
+        client.end(true, {}, () => resolve());
+      }
+    });
+  }
+}
