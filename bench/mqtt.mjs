@@ -178,6 +178,7 @@ async function runCase({ name, format, protocolVersion, linesPerMessage }) {
       messages_per_s: publishedMessages / seconds,
       points_per_s: points / seconds,
       agent_peak_rss_mb: rss,
+      target: format === 'influx' ? '≥ 50,000 points/s' : '',
     };
   } finally {
     for (const c of clients) await c.endAsync().catch(() => {});

@@ -5,6 +5,14 @@ import { join } from 'node:path';
 import { storageBench } from './storage.mjs';
 import { rollupBench } from './rollup.mjs';
 
+/** The optional sections: each returns rows (objects) printed as a table with one column per key. */
+const SECTIONS = [
+  ['mqtt', 'MQTT ingest from a real mosquitto (QoS 1, acknowledged after commit)', './mqtt.mjs', 'mqttBench'],
+  ['modbus', 'Modbus TCP polling against pymodbus', './modbus.mjs', 'modbusBench'],
+  ['outputs', 'Drain to real InfluxDB 1.6.7 and PostgreSQL 15; memory with a backlog', './outputs.mjs', 'outputsBench'],
+  ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],
+];
+
 const OUT = new URL('./out/', import.meta.url).pathname;
 const only = process.argv.slice(2);
 const want = (name) => only.length === 0 || only.includes(name);
@@ -60,6 +68,30 @@ if (want('rollup')) {
       ],
     ),
   );
+}
+
+for (const [name, title, file, fn] of SECTIONS) {
+  if (!want(name)) continue;
+  let mod;
+  try {
+    mod = await import(file);
+  } catch (err) {
+    console.log(`\n## ${title}\n\nnot run: ${err.message}`);
+    results[name] = { error: err.message };
+    continue;
+  }
+  try {
+    const rows = await mod[fn]();
+    results[name] = rows;
+    const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? v.toLocaleString('en') : fmt(v)) : String(v ?? ''));
+    console.log(`\n## ${title}\n`);
+    console.log(table(rows, keys.map((k) => [k, (r) => cell(r[k])])));
+  } catch (err) {
+    console.log(`\n## ${title}\n\nfailed: ${err.stack ?? err}`);
+    results[name] = { error: String(err) };
+    process.exitCode = 1;
+  }
 }
 
 mkdirSync(OUT, { recursive: true });

@@ -12,7 +12,7 @@ import { parseSeriesKey } from '../../src/core/line-protocol.js';
 import type { Point } from '../../src/core/point.js';
 import { SqliteRing, type RingOptions } from '../../src/store/ring.js';
 import { sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
-import { startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
+import { freePort, startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
 import { MqttInput, type MqttTuning } from './mqtt.js';
 
@@ -384,6 +384,19 @@ describe('connection', () => {
     await b.restart();
     await waitFor(() => input.stats().counters!.connects === 1, 10_000, 'connection');
   });
+
+  it('stop() is prompt while the broker is unreachable', async () => {
+    const url = `mqtt://127.0.0.1:${await freePort()}`;
+    const dataDir = tmpDir();
+    const ring = SqliteRing.open({ dataDir, maxBytes: 64 << 20, whenFull: 'drop_oldest', commitIntervalMs: 50 });
+    cleanups.push(() => ring.close());
+    const input = new MqttInput(inputConfig('gone', url, ['topics: ["g/#"]', 'format: value']), { id: 'gone', log: new TestLog(), sink: ring, agentId: 'gw', dataDir });
+    await input.start();
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await input.stop();
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
 });
 
 describe('credentials and TLS', () => {
@@ -441,6 +454,13 @@ describe('credentials and TLS', () => {
   });
 });
 
+describe('docs', () => {
+  it('the README embeds sample.yaml verbatim', () => {
+    const sample = readFileSync(new URL('sample.yaml', import.meta.url), 'utf8');
+    expect(readFileSync(new URL('README.md', import.meta.url), 'utf8')).toContain('```yaml\n' + sample + '```');
+  });
+});
+
 describe('the agent (built CLI), stopped and killed', () => {
   function agentConfig(dir: string, url: string, commitInterval: string): string {
     const file = join(dir, `sluice-${commitInterval}.yaml`);
@@ -480,26 +500,32 @@ describe('the agent (built CLI), stopped and killed', () => {
     return { child, exited, output: () => output };
   }
 
-  it('SIGTERM, messages published meanwhile, restart: they arrive (persistent session), each once', async () => {
+  it('SIGTERM commits and acknowledges what arrived; messages published while stopped arrive after restart (persistent session), each once', async () => {
     const dir = tmpDir();
     const dataDir = join(dir, 'data');
-    const config = agentConfig(dir, broker.url, '100ms');
     const clientId = 'sluice-gw-cli-plant';
     // The shared broker's log also holds other tests' lines: counts are relative to now.
+    const sentBefore = broker.countLog(sent(clientId));
     const ackedBefore = broker.countLog(acked(clientId));
+    const dupBefore = broker.countLog(new RegExp(`Sending PUBLISH to ${clientId} \\(d1`));
     const pub = await publisher(broker, 'cli-term');
 
-    const first = await runAgent(config, dataDir);
+    // A commit interval longer than the test: only the stop can commit these.
+    const first = await runAgent(agentConfig(dir, broker.url, '30s'), dataDir);
     for (let i = 0; i < 10; i++) await pub.publishAsync(`cli/d${i % 2}/value`, `v x=${i} ${1_700_000_000_000 + i}`, { qos: 1 });
-    await broker.waitForLog(acked(clientId), ackedBefore + 10);
+    await broker.waitForLog(sent(clientId), sentBefore + 10);
+    await new Promise((r) => setTimeout(r, 500)); // on the wire → in the agent (what arrives during the stop stays with the broker)
+    expect(broker.countLog(acked(clientId))).toBe(ackedBefore);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
+    await broker.waitForLog(acked(clientId), ackedBefore + 10, 2000); // the broker's log line may trail the agent's exit
 
     for (let i = 10; i < 20; i++) await pub.publishAsync(`cli/d${i % 2}/value`, `v x=${i} ${1_700_000_000_000 + i}`, { qos: 1 });
-    const second = await runAgent(config, dataDir);
+    const second = await runAgent(agentConfig(dir, broker.url, '100ms'), dataDir);
     await broker.waitForLog(acked(clientId), ackedBefore + 20);
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+    expect(broker.countLog(new RegExp(`Sending PUBLISH to ${clientId} \\(d1`))).toBe(dupBefore);
 
     const rows = readStore(dataDir, 'v');
     expect(rows.map((r) => r.fields.x).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 20 }, (_, i) => i));

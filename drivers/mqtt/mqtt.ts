@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { connect, type IClientOptions, type IConnackPacket, type ISubscriptionMap, type MqttClient, type Packet } from 'mqtt';
 import type { Input, InputContext, InputStats, Logger } from '../../src/core/component.js';
 import type { Point } from '../../src/core/point.js';
-import { clip, createDecoder, PayloadError, type MessageDecoder } from './payload.js';
+import { createDecoder, PayloadError, type MessageDecoder } from './payload.js';
 import type { MqttInputConfig } from './schema.js';
 
 /** Timings, overridable by tests. */
@@ -163,7 +163,7 @@ export class MqttInput implements Input {
   private readonly refusalBackoff: Backoff;
   private readonly malformedWarning: RateLimitedWarning;
   private readonly unmatchedWarning: RateLimitedWarning;
-  private readonly stats_: InputStats & { counters: Record<string, number> };
+  private readonly totals: InputStats & { counters: Record<string, number> };
 
   /** Held acknowledgements of the current connection, by packet id. Cleared when it closes. */
   private acks = new Map<number, HeldAck>();
@@ -212,7 +212,7 @@ export class MqttInput implements Input {
       json: config.json,
       influxPrecision: config.influx?.precision,
     });
-    this.stats_ = {
+    this.totals = {
       points: 0,
       errors: 0,
       refused: 0,
@@ -271,7 +271,7 @@ export class MqttInput implements Input {
   }
 
   stats(): InputStats {
-    return { ...this.stats_, counters: { ...this.stats_.counters, inflight: this.unacked } };
+    return { ...this.totals, counters: { ...this.totals.counters, inflight: this.unacked } };
   }
 
   // ------------------------------------------------------------------------------- connection
@@ -310,7 +310,7 @@ export class MqttInput implements Input {
     if (!client) return;
     this.connected = true;
     this.connectedAtMs = Date.now();
-    this.stats_.counters.connects++;
+    this.totals.counters.connects++;
     const sessionPresent = connack.sessionPresent;
     const details: Record<string, unknown> = { url: this.config.url, client_id: this.clientId, session_present: sessionPresent };
     if (this.downLogged) details.down_ms = Date.now() - this.downSinceMs;
@@ -356,7 +356,7 @@ export class MqttInput implements Input {
     this.unacked = 0;
     if (this.stopping || this.cycling) return;
     if (wasConnected) {
-      this.stats_.counters.connection_losses++;
+      this.totals.counters.connection_losses++;
       if (Date.now() - this.connectedAtMs >= this.tuning.stableAfterMs) this.reconnectBackoff.reset();
       if (!this.downLogged) {
         this.log.warn({ url: this.config.url, err: this.lastError }, 'connection to the MQTT broker lost; reconnecting with backoff');
@@ -427,7 +427,7 @@ export class MqttInput implements Input {
         }
         if (held) {
           this.acks.delete(packet.messageId);
-          this.stats_.counters.messages_acked++;
+          this.totals.counters.messages_acked++;
         }
       }
       send(packet, cb, ...rest);
@@ -444,7 +444,7 @@ export class MqttInput implements Input {
     if (held.packet && this.sendPacket && this.connected) {
       this.acks.delete(held.messageId);
       this.sendPacket(held.packet);
-      this.stats_.counters.messages_acked++;
+      this.totals.counters.messages_acked++;
     }
   }
 
@@ -452,7 +452,7 @@ export class MqttInput implements Input {
 
   private onPacket(packet: Packet): void {
     if (packet.cmd !== 'publish') return;
-    const c = this.stats_.counters;
+    const c = this.totals.counters;
     c.messages_received++;
     if (packet.dup) c.messages_redelivered++;
     let held: HeldAck | undefined;
@@ -478,16 +478,16 @@ export class MqttInput implements Input {
   }
 
   private decodeInto(topic: string, payload: Uint8Array): void {
-    const c = this.stats_.counters;
+    const c = this.totals.counters;
     const receivedUs = this.receiptUs();
     try {
       const decoded = this.decode(topic, payload, receivedUs);
       for (const p of decoded.points) this.batch.points.push(p);
-      this.stats_.points += decoded.points.length;
-      this.stats_.lastPointMs = Math.floor(receivedUs / 1000);
+      this.totals.points += decoded.points.length;
+      this.totals.lastPointMs = Math.floor(receivedUs / 1000);
       if (decoded.rejectedLines.length > 0) {
         c.lines_rejected += decoded.rejectedLines.length;
-        this.stats_.errors += decoded.rejectedLines.length;
+        this.totals.errors += decoded.rejectedLines.length;
         const first = decoded.rejectedLines[0];
         this.malformedWarning.report({ topic, line: first.line, reason: first.error, rejected_lines: decoded.rejectedLines.length, stored_points: decoded.points.length });
       }
@@ -497,9 +497,11 @@ export class MqttInput implements Input {
       }
     } catch (err) {
       c.messages_malformed++;
-      this.stats_.errors++;
+      this.totals.errors++;
       const reason = err instanceof PayloadError ? err.message : `decoder failed: ${String(err)}`;
-      this.malformedWarning.report({ topic, reason, payload: clip(Buffer.from(payload).toString('utf8', 0, 200), 120), format: this.config.format });
+      // The start of the payload, as text: enough to recognise the device, never a flood.
+      const text = Buffer.from(payload.buffer, payload.byteOffset, Math.min(payload.length, 120)).toString('utf8');
+      this.malformedWarning.report({ topic, reason, payload: payload.length > 120 ? `${text}…` : text, format: this.config.format });
     }
   }
 
@@ -534,7 +536,7 @@ export class MqttInput implements Input {
     const settled: Settled = { acks: batch.acks, points: batch.points.length, messages: batch.messages };
     this.ackTail = Promise.all([this.ackTail, outcome]).then(([, err]) => this.settle(settled, err));
     if (this.unacked >= this.maxInflight && this.ctx.sink.commitNow) {
-      this.stats_.counters.early_commits++;
+      this.totals.counters.early_commits++;
       this.ctx.sink.commitNow();
     }
   }
@@ -550,8 +552,8 @@ export class MqttInput implements Input {
         }
         return;
       }
-      this.stats_.refused += batch.points;
-      this.stats_.counters.messages_refused += batch.messages;
+      this.totals.refused += batch.points;
+      this.totals.counters.messages_refused += batch.messages;
       // Shutting down: the messages stay unacknowledged and the broker re-sends them after the restart.
       if (this.stopping || isStoreClosed(err)) return;
       this.onRefused(err);

@@ -81,6 +81,8 @@ export class FleetController implements ControlView {
   private lastRefusedSha: string | undefined;
   private installedSha: Promise<string> | undefined;
   private ownProbe: AgentProbe | undefined;
+  /** Aborts a poll or download in flight when the agent stops. */
+  private readonly aborter = new AbortController();
 
   constructor(private readonly opts: ControllerOptions) {
     this.agent = opts.agent;
@@ -174,6 +176,7 @@ export class FleetController implements ControlView {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.aborter.abort();
     process.off('SIGHUP', this.onSighup);
     this.watcher?.close();
     if (this.debounce) clearTimeout(this.debounce);
@@ -348,8 +351,9 @@ export class FleetController implements ControlView {
     this.poll.last_ms = Date.now();
     let res;
     try {
-      res = await fetchManifest(f.url, this.state.etag, this.agent.config.agent.id);
+      res = await fetchManifest(f.url, this.state.etag, this.agent.config.agent.id, this.aborter.signal);
     } catch (err) {
+      if (this.stopped) return;
       const message = `cannot fetch ${f.url}: ${(err as Error).message}`;
       if (this.poll.error === null) this.log.warn({ url: f.url, err: (err as Error).message }, 'fleet poll failed; trying again every interval');
       this.poll.error = message;
@@ -527,8 +531,9 @@ export class FleetController implements ControlView {
     this.log.info({ serial: ref.serial, url: ref.url }, `downloading the binary of serial ${ref.serial}`);
     let bytes: number;
     try {
-      ({ bytes } = await downloadVerified(ref.url, ref.sha256, path, this.agent.config.agent.id));
+      ({ bytes } = await downloadVerified(ref.url, ref.sha256, path, this.agent.config.agent.id, this.aborter.signal));
     } catch (err) {
+      if (this.stopped) return;
       const message = `binary of serial ${ref.serial} not installed: ${(err as Error).message}`;
       this.log.error({ serial: ref.serial, url: ref.url }, message);
       this.setError(message);

@@ -17,6 +17,11 @@ const DISK_MARGIN_BYTES = 64 * 1024 * 1024;
 
 export type ManifestResponse = { status: 304 } | { status: 200; body: string; etag: string | null };
 
+/** The request gives up after `ms`, or when the agent stops (a download must not hold a shutdown up). */
+function withTimeout(ms: number, signal: AbortSignal | undefined): AbortSignal {
+  return signal ? AbortSignal.any([AbortSignal.timeout(ms), signal]) : AbortSignal.timeout(ms);
+}
+
 function userAgent(agentId: string): string {
   return `sluice/${VERSION} (${agentId})`;
 }
@@ -36,10 +41,10 @@ async function readCapped(res: Response, maxBytes: number, what: string): Promis
 }
 
 /** GET the manifest; with the ETag of the last one, a 304 means nothing changed. */
-export async function fetchManifest(url: string, etag: string | null, agentId: string): Promise<ManifestResponse> {
+export async function fetchManifest(url: string, etag: string | null, agentId: string, signal?: AbortSignal): Promise<ManifestResponse> {
   const headers: Record<string, string> = { 'user-agent': userAgent(agentId), accept: 'application/json' };
   if (etag) headers['if-none-match'] = etag;
-  const res = await fetch(url, { headers, signal: AbortSignal.timeout(MANIFEST_TIMEOUT_MS), redirect: 'follow' });
+  const res = await fetch(url, { headers, signal: withTimeout(MANIFEST_TIMEOUT_MS, signal), redirect: 'follow' });
   if (res.status === 304) {
     await res.body?.cancel();
     return { status: 304 };
@@ -56,9 +61,9 @@ export async function fetchManifest(url: string, etag: string | null, agentId: s
  * Downloads `url` to `dest` when its sha256 is `sha256`: written to `dest.part`, fsynced, then renamed
  * (executable). On any failure nothing is left behind.
  */
-export async function downloadVerified(url: string, sha256: string, dest: string, agentId: string): Promise<{ bytes: number }> {
+export async function downloadVerified(url: string, sha256: string, dest: string, agentId: string, signal?: AbortSignal): Promise<{ bytes: number }> {
   const part = `${dest}.part`;
-  const res = await fetch(url, { headers: { 'user-agent': userAgent(agentId) }, signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS), redirect: 'follow' });
+  const res = await fetch(url, { headers: { 'user-agent': userAgent(agentId) }, signal: withTimeout(DOWNLOAD_TIMEOUT_MS, signal), redirect: 'follow' });
   if (res.status !== 200 || !res.body) {
     await res.body?.cancel();
     throw new Error(`HTTP ${res.status} ${res.statusText} from ${url}`);

@@ -100,6 +100,7 @@ export async function runStagedBinary(local: Config, dataDir: string, argv: stri
     log.info({ serial: target.serial, path: target.path, start: state.candidate.starts, of: MAX_STARTS }, `running staged binary of serial ${target.serial} (start ${state.candidate.starts} of ${MAX_STARTS} before it must commit)`);
   } else if (state.current && existsSync(state.current.path)) {
     target = state.current;
+    log.info({ serial: target.serial, path: target.path }, `running staged binary of serial ${target.serial} (committed)`);
   } else if (state.current) {
     log.warn({ path: state.current.path }, 'the committed staged binary is missing; running the installed one');
     state.current = null;

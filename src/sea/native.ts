@@ -44,9 +44,14 @@ export function cacheRoots(env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.CACHE_DIRECTORY) roots.push(join(env.CACHE_DIRECTORY.split(':')[0], 'native'));
   const xdg = env.XDG_CACHE_HOME || (env.HOME || safeHomedir() ? join(env.HOME || safeHomedir(), '.cache') : '');
   if (xdg) roots.push(join(xdg, 'sluice', 'native'));
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  roots.push(join(tmpdir(), `sluice-${uid}`, 'native'));
+  roots.push(tmpRoot());
   return roots;
+}
+
+/** The last resort, in a directory everyone can write to: only trusted once checked to be ours alone. */
+function tmpRoot(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  return join(tmpdir(), `sluice-${uid}`, 'native');
 }
 
 function safeHomedir(): string {
@@ -122,7 +127,7 @@ function materialise(name: string, bytes: Uint8Array): string {
     const file = join(dir, `${name}.node`);
     try {
       makeDirs(dir);
-      if (root.startsWith(tmpdir())) assertPrivate(join(root, '..'));
+      if (root === tmpRoot()) assertPrivate(dirname(root));
       if (sizeOf(file) !== bytes.length) {
         writeAtomically(file, bytes);
         pruneSiblings(root, id);
