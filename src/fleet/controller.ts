@@ -133,12 +133,11 @@ export class FleetController implements ControlView {
     this.ready();
     if (this.configFile !== undefined) this.watchFile(this.configFile);
     if (boot.pending && this.state.config?.state === 'pending') {
-      const serial = this.state.config.serial;
-      this.log.info({ serial, start: this.state.config.starts }, `fleet config serial ${serial} is not committed yet; watching its health again`);
-      void this.enqueue('config watch', () => {
-        this.watchConfig(serial, new Map([...this.agent.inputs.keys()].map((id) => [id, this.loadedMs])), Object.keys(this.agent.config.outputs));
-        return Promise.resolve();
-      });
+      const { serial, starts, judged } = this.state.config;
+      this.log.info({ serial, start: starts }, `fleet config serial ${serial} is not committed yet; watching its health again`);
+      // Everything started with this process: judged are the inputs the change was judged on before the restart.
+      const inputs = (judged?.inputs ?? [...this.agent.inputs.keys()]).filter((id) => this.agent.inputs.has(id));
+      this.watchConfig(serial, new Map(inputs.map((id) => [id, this.loadedMs])), judged?.outputs ?? Object.keys(this.agent.config.outputs));
     }
     this.resumeBinary();
     this.startFleet();
@@ -433,21 +432,22 @@ export class FleetController implements ControlView {
       previous_serial: previous?.serial ?? null,
       ...(binary ? { then_binary: binary } : {}),
     };
+    const plan = planReload(this.agent.config, next);
+    const before = new Set(healthyInputs(this.agent, this.loadedMs, this.health));
+    const judgedInputs = [...plan.inputs.unchanged.filter((id) => before.has(id)), ...plan.inputs.start];
+    this.state.config.judged = { inputs: judgedInputs, outputs: plan.outputs.start };
     this.setChange(`config serial ${serial} applied; committed after ${this.agent.config.fleet.commit_after / 1000}s healthy`);
     this.persist();
-    const plan = planReload(this.agent.config, next);
     if (plan.restartKeys.length > 0) {
       this.log.warn({ serial, keys: plan.restartKeys }, `fleet config serial ${serial} changes keys that need a restart (${plan.restartKeys.join(', ')}); its health window runs after the restart`);
       this.restart(`fleet config serial ${serial}`);
       return;
     }
-    const before = new Set(healthyInputs(this.agent, this.loadedMs, this.health));
     await this.agent.apply(next, plan);
     this.source = 'fleet';
     const now = Date.now();
     const judged = new Map<string, number>();
-    for (const id of plan.inputs.unchanged) if (before.has(id)) judged.set(id, this.loadedMs);
-    for (const id of plan.inputs.start) judged.set(id, now);
+    for (const id of judgedInputs) judged.set(id, plan.inputs.start.includes(id) ? now : this.loadedMs);
     this.log.info(
       { serial, commit_after_ms: next.fleet.commit_after, ...describePlan(plan) },
       `fleet config serial ${serial} applied; committing it after ${next.fleet.commit_after / 1000}s healthy`,

@@ -46,6 +46,8 @@ export interface AppliedConfig {
   applied_ms: number;
   /** Serial of config.yaml.prev, or null when reverting means going back to the local file. */
   previous_serial: number | null;
+  /** What its health window judges (health.ts): inputs healthy before it or started by it, outputs it started. */
+  judged?: { inputs: string[]; outputs: string[] };
   /** A binary of the same manifest, staged once this config is committed. */
   then_binary?: { serial: number; arch: Arch; url: string; sha256: string };
 }

@@ -36,7 +36,7 @@ export function aggregateRaw(group: RowGroup, windowUs: number, into: WindowStat
           continue;
         }
         fields = into.get(start);
-        if (!fields) into.set(start, (fields = new Map()));
+        if (!fields) into.set(start, (fields = new Map<string, WindowState>()));
       }
       if (!fields) continue;
       let state = fields.get(col.name);
@@ -52,7 +52,7 @@ export function aggregateRollup(group: RowGroup, windowUs: number, into: WindowS
     const coarse = windowStartUs(start, windowUs);
     if (onlyStarts && !onlyStarts.has(coarse)) continue;
     let target = into.get(coarse);
-    if (!target) into.set(coarse, (target = new Map()));
+    if (!target) into.set(coarse, (target = new Map<string, WindowState>()));
     for (const [field, state] of fields) {
       let t = target.get(field);
       if (!t) target.set(field, (t = emptyState()));
@@ -129,7 +129,7 @@ export function statesToGroup(windows: WindowStates): RowGroup {
 /** first/last keep the field's own type; a field whose type changed within a window splits by type. */
 function valueColumns(name: string, mask: number[], values: FieldValue[]): Column[] {
   if (values.every((v) => typeof v === 'number')) {
-    return [{ name, type: 'float', present: mask.every((m) => m === 1) ? null : Uint8Array.from(mask), values: Float64Array.from(values as number[]) }];
+    return [{ name, type: 'float', present: mask.every((m) => m === 1) ? null : Uint8Array.from(mask), values: Float64Array.from(values) }];
   }
   const builder = new SeriesBuilder();
   let v = 0;
@@ -153,7 +153,7 @@ export function groupToStates(group: RowGroup): WindowStates {
       if (col.present && col.present[r] === 0) continue;
       const value = values[v++];
       let fields = out.get(times[r]);
-      if (!fields) out.set(times[r], (fields = new Map()));
+      if (!fields) out.set(times[r], (fields = new Map<string, WindowState>()));
       let s = fields.get(field);
       if (!s) {
         s = emptyState();
