@@ -84,9 +84,14 @@ describe('fleet binaries', () => {
     const arch = hostArch()!;
     s.server.set('/gw.json', signed({ serial: 1, binaries: { [arch]: { url: 'bin/sluice', sha256: claimed } } }, s.keys.privateKey));
     await a.fleet.pollNow();
-    expect(fleetStatus(a).last_error).toBe(
-      `binary of serial 1 not installed: sha256 mismatch: the manifest says ${claimed}, the download from ${s.server.url}/bin/sluice is ${sha256Hex(readFileSync(file))}`,
-    );
+    const mismatch = `sha256 mismatch: the manifest says ${claimed}, the download from ${s.server.url}/bin/sluice is ${sha256Hex(readFileSync(file))}`;
+    expect(fleetStatus(a).last_error).toBe(`binary of serial 1 not installed (attempt 1 of 3; tried again at the next poll): ${mismatch}`);
+    // Tried again at the next polls (a 304 each), then given up.
+    await a.fleet.pollNow();
+    await a.fleet.pollNow();
+    expect(fleetStatus(a).last_error).toBe(`binary of serial 1 not installed (gave up after 3 attempts; publish it with a higher serial): ${mismatch}`);
+    await a.fleet.pollNow();
+    expect(s.server.requests.filter((r) => r.path === '/bin/sluice')).toHaveLength(3);
     expect(a.restarts).toEqual([]);
     expect(existsSync(join(s.dataDir, 'fleet', 'bin', 'sluice-1'))).toBe(false);
     expect(existsSync(join(s.dataDir, 'fleet', 'bin', 'sluice-1.part'))).toBe(false);

@@ -31,12 +31,14 @@ import { loadPublicKey } from './keys.js';
 import { pruneStaged, runningSerial } from './launcher.js';
 import { ManifestError, hostArch, sha256Hex, verifyManifest, type Manifest } from './manifest.js';
 import { describePlan, planReload } from './reload.js';
-import { FleetFiles, binaryStatus, emptyBinaryState, emptyState, fingerprint, type AppliedConfig, type BinaryState, type FleetState } from './state.js';
+import { FleetFiles, binaryStatus, emptyBinaryState, emptyState, fingerprint, type AppliedConfig, type BinaryOrder, type BinaryState, type FleetState } from './state.js';
 
 /** `sluice run` exits with this when it must be restarted (EX_TEMPFAIL: "try again"); a supervisor brings it back. */
 export const EXIT_RESTART = 75;
 
 const FILE_DEBOUNCE_MS = 300;
+/** Download attempts of one binary (one per poll) before it is given up; a new serial starts over. */
+const MAX_DOWNLOAD_ATTEMPTS = 3;
 const POLL_JITTER = 0.1;
 
 export interface ControllerOptions {
@@ -361,14 +363,14 @@ export class FleetController implements ControlView {
     if (this.poll.error !== null) this.log.info({ url: f.url }, 'fleet poll works again');
     this.poll.error = null;
     this.poll.last_ok_ms = Date.now();
-    if (res.status === 304) return;
+    if (res.status === 304) return this.retryBinary();
     const bodySha = sha256Hex(res.body);
     if (res.etag !== this.state.etag) {
       this.state.etag = res.etag;
       this.persist();
     }
     // A server without ETags serves the same refused manifest at every poll: say so once.
-    if (bodySha === this.lastRefusedSha) return;
+    if (bodySha === this.lastRefusedSha) return this.retryBinary();
     let manifest: Manifest;
     try {
       manifest = verifyManifest(res.body, loadPublicKey(f.public_key));
@@ -384,7 +386,7 @@ export class FleetController implements ControlView {
       if (bodySha !== this.state.manifest_sha256) {
         this.refuse(bodySha, `manifest serial ${manifest.serial} ignored: that serial was already applied with other content; publish a change with a higher serial`);
       }
-      return;
+      return this.retryBinary();
     }
     await this.applyManifest(manifest, bodySha);
   }
@@ -395,7 +397,14 @@ export class FleetController implements ControlView {
     this.setError(message);
   }
 
+  /** A binary whose download failed is tried again at the polls that bring nothing newer. */
+  private async retryBinary(): Promise<void> {
+    if (this.state.binary_pending) await this.stageBinary(this.state.binary_pending);
+  }
+
   private async applyManifest(m: Manifest, bodySha: string): Promise<void> {
+    // A newer manifest says which binary to run: one still waiting for its download is superseded.
+    this.state.binary_pending = null;
     const arch = hostArch();
     const ref = arch ? m.binaries?.[arch] : undefined;
     const binary = ref && arch ? { serial: m.serial, arch, url: new URL(ref.url, this.agent.config.fleet.url).href, sha256: ref.sha256 } : undefined;
@@ -513,10 +522,13 @@ export class FleetController implements ControlView {
     return this.installedSha;
   }
 
-  private async stageBinary(ref: NonNullable<AppliedConfig['then_binary']>): Promise<void> {
+  private async stageBinary(ref: BinaryOrder): Promise<void> {
+    const failures = this.state.binary_pending?.serial === ref.serial ? this.state.binary_pending.failures : 0;
+    this.state.binary_pending = null;
     const b = this.readBinary();
     const running = await this.runningSha(b);
     if (ref.sha256 === running) {
+      this.persist();
       this.log.info({ serial: ref.serial }, `binary of serial ${ref.serial} is the one running`);
       return;
     }
@@ -533,8 +545,12 @@ export class FleetController implements ControlView {
     try {
       ({ bytes } = await downloadVerified(ref.url, ref.sha256, path, this.agent.config.agent.id, this.aborter.signal));
     } catch (err) {
-      if (this.stopped) return;
-      const message = `binary of serial ${ref.serial} not installed: ${(err as Error).message}`;
+      const attempt = failures + 1;
+      // Kept for the next start when the agent stopped mid-download.
+      if (this.stopped || attempt < MAX_DOWNLOAD_ATTEMPTS) this.state.binary_pending = { ...ref, failures: this.stopped ? failures : attempt };
+      if (this.stopped) return this.persist();
+      const then = attempt < MAX_DOWNLOAD_ATTEMPTS ? `attempt ${attempt} of ${MAX_DOWNLOAD_ATTEMPTS}; tried again at the next poll` : `gave up after ${MAX_DOWNLOAD_ATTEMPTS} attempts; publish it with a higher serial`;
+      const message = `binary of serial ${ref.serial} not installed (${then}): ${(err as Error).message}`;
       this.log.error({ serial: ref.serial, url: ref.url }, message);
       this.setError(message);
       return;
@@ -657,6 +673,7 @@ export class FleetController implements ControlView {
       },
       ring: agent.ring,
       inputs: agent.inputs,
+      outputs: agent.outputs,
     });
     return this.ownProbe;
   }

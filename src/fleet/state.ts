@@ -49,7 +49,15 @@ export interface AppliedConfig {
   /** What its health window judges (health.ts): inputs healthy before it or started by it, outputs it started. */
   judged?: { inputs: string[]; outputs: string[] };
   /** A binary of the same manifest, staged once this config is committed. */
-  then_binary?: { serial: number; arch: Arch; url: string; sha256: string };
+  then_binary?: BinaryOrder;
+}
+
+/** A manifest's binary for this architecture, its url resolved against the manifest's. */
+export interface BinaryOrder {
+  serial: number;
+  arch: Arch;
+  url: string;
+  sha256: string;
 }
 
 export interface FleetState {
@@ -60,6 +68,8 @@ export interface FleetState {
   etag: string | null;
   /** The fleet config in config.yaml; null when the local config runs. */
   config: AppliedConfig | null;
+  /** A binary not staged yet because its download failed: tried again at each poll, a few times. */
+  binary_pending: (BinaryOrder & { failures: number }) | null;
   last_error: string | null;
   last_error_ms: number | null;
   last_change: string | null;
@@ -103,6 +113,7 @@ export function emptyState(): FleetState {
     manifest_sha256: null,
     etag: null,
     config: null,
+    binary_pending: null,
     last_error: null,
     last_error_ms: null,
     last_change: null,
