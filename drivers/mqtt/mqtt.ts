@@ -20,13 +20,14 @@
 // and the input stops taking new ones. After a backoff (5 s, doubling to 5 min) it disconnects and
 // reconnects: the broker re-sends the unacknowledged messages (MQTT re-sends only on a new connection)
 // and keeps the rest queued; the first batch that commits resumes normal work.
+import { ValueError } from '../../src/core/text-values.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type IClientOptions, type IConnackPacket, type ISubscriptionMap, type MqttClient, type Packet } from 'mqtt';
 import type { Input, InputContext, InputStats, Logger } from '../../src/core/component.js';
 import type { Point } from '../../src/core/point.js';
-import { createDecoder, PayloadError, type MessageDecoder } from './payload.js';
+import { createDecoder, type MessageDecoder } from './payload.js';
 import type { MqttInputConfig } from './schema.js';
 
 /** Timings, overridable by tests. */
@@ -498,7 +499,7 @@ export class MqttInput implements Input {
     } catch (err) {
       c.messages_malformed++;
       this.totals.errors++;
-      const reason = err instanceof PayloadError ? err.message : `decoder failed: ${String(err)}`;
+      const reason = err instanceof ValueError ? err.message : `decoder failed: ${String(err)}`;
       // The start of the payload, as text: enough to recognise the device, never a flood.
       const text = Buffer.from(payload.buffer, payload.byteOffset, Math.min(payload.length, 120)).toString('utf8');
       this.malformedWarning.report({ topic, reason, payload: payload.length > 120 ? `${text}…` : text, format: this.config.format });

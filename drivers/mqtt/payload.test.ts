@@ -1,7 +1,8 @@
 // Payload decoding of the mqtt input, table-driven: what each format makes of a message.
 import { describe, expect, it } from 'vitest';
 import { Unsigned } from '../../src/core/point.js';
-import { PayloadError, compileTopicTags, createDecoder, epochToUs, parseValue, rfc3339ToUs, type DecoderSettings } from './payload.js';
+import { ValueError, epochToUs, rfc3339ToUs } from '../../src/core/text-values.js';
+import { compileTopicTags, createDecoder, parseValue, type DecoderSettings } from './payload.js';
 
 const RECEIVED_US = 1_700_000_000_123_456;
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -95,7 +96,7 @@ describe('format json', () => {
     { payload: '{"a":'.repeat(40) + '1' + '}'.repeat(40), error: /nested deeper than 32/ },
   ];
   it.each(bad)('refuses $payload', ({ payload, json, error }) => {
-    expect(() => decode({ json }, payload)).toThrow(PayloadError);
+    expect(() => decode({ json }, payload)).toThrow(ValueError);
     expect(() => decode({ json }, payload)).toThrow(error);
   });
 });
@@ -116,7 +117,7 @@ describe('format value', () => {
     expect(typeof d.points[0].fields.value).toBe(typeof value);
   });
   it.each(['', '  ', 'abc', '1,5', '1e400', 'NaN', 'Infinity', '0x10', '{"v":1}'])('refuses %j', (payload) => {
-    expect(() => parseValue(payload)).toThrow(PayloadError);
+    expect(() => parseValue(payload)).toThrow(ValueError);
   });
 });
 
@@ -198,6 +199,6 @@ describe('times', () => {
     expect(rfc3339ToUs(text)).toBe(us);
   });
   it.each(['2024-05-01T12:00:00', '2024-02-30T00:00:00Z', '2024-05-01T24:00:00Z'])('refuses %s', (text) => {
-    expect(() => rfc3339ToUs(text)).toThrow(PayloadError);
+    expect(() => rfc3339ToUs(text)).toThrow(ValueError);
   });
 });

@@ -10,12 +10,12 @@
 // JSON values keep their JSON type (number → float, boolean, string); line protocol keeps its own types.
 //
 // A line that cannot be decoded throws DecodeError, with a reason meant for a log line.
-import { LineProtocolError, MAX_TIME_US, MIN_TIME_US, parseLine } from '../../src/core/line-protocol.js';
+import { LineProtocolError, parseLine } from '../../src/core/line-protocol.js';
+import { EPOCH_NUMBER, ValueError, epochToUs, rfc3339ToUs } from '../../src/core/text-values.js';
 import type { FieldValue, Fields, Point, Tags } from '../../src/core/point.js';
-import type { Precision } from '../../src/core/time.js';
 import type { SerialInputConfig } from './schema.js';
 
-export class DecodeError extends Error {
+export class DecodeError extends ValueError {
   override readonly name = 'DecodeError';
 }
 
@@ -75,65 +75,6 @@ export function inferValue(text: string, what: string): FieldValue | undefined {
   }
   const b = BOOLEAN[text];
   return b ?? text;
-}
-
-// ------------------------------------------------------------------------------------------ times
-
-const EPOCH_SHIFT: Record<Precision, number> = { s: 6, ms: 3, us: 0, ns: -3 };
-const EPOCH = /^([+-]?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
-
-/**
- * An epoch number written in decimal (`1700000000.123`, `1.7e12`) to µs, exactly: by its digits, never
- * through a double, so no `…122999` for `.123`. Finer than µs is floored (earlier, never later).
- */
-export function epochToUs(text: string, precision: Precision): number {
-  const m = EPOCH.exec(text);
-  if (!m) throw new DecodeError(`time ${clip(text)} is not an epoch number`);
-  const [, sign, int, frac = '', exp = '0'] = m;
-  const exponent = EPOCH_SHIFT[precision] - frac.length + Number(exp);
-  if (Math.abs(exponent) > 40) throw new DecodeError(`time ${clip(text)} is out of range`);
-  let us = BigInt(int + frac);
-  if (sign === '-') us = -us;
-  if (exponent >= 0) us *= 10n ** BigInt(exponent);
-  else {
-    const div = 10n ** BigInt(-exponent);
-    const q = us / div;
-    us = us < 0n && q * div !== us ? q - 1n : q; // floor, also before 1970
-  }
-  return checkRange(us, text);
-}
-
-function checkRange(us: bigint, text: string): number {
-  if (us > BigInt(MAX_TIME_US) || us < BigInt(MIN_TIME_US)) throw new DecodeError(`time ${clip(text)} is out of range`);
-  return Number(us);
-}
-
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
-
-/** RFC 3339 with a zone (Z or ±hh:mm) to µs; fractions beyond the µs are floored. */
-export function rfc3339ToUs(text: string): number {
-  const m = RFC3339.exec(text);
-  if (!m) throw new DecodeError(`time ${clip(text)} is not RFC 3339 (2024-05-01T12:00:00.5Z; a zone is required)`);
-  const [, y, mo, d, h, mi, s, frac = '', z, offSign, offH, offM] = m;
-  const date = new Date(0);
-  // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.
-  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
-  if (
-    date.getUTCMonth() !== Number(mo) - 1 ||
-    date.getUTCDate() !== Number(d) ||
-    Number(h) > 23 ||
-    Number(mi) > 59 ||
-    Number(s) > 60 ||
-    (z === undefined && (Number(offH) > 23 || Number(offM) > 59))
-  ) {
-    throw new DecodeError(`time ${clip(text)} is not a valid date and time`);
-  }
-  date.setUTCHours(Number(h), Number(mi), Number(s), 0);
-  const leap = Number(s) === 60; // a leap second is kept as the last µs of its minute
-  const offsetMin = z === undefined ? (offSign === '-' ? -1 : 1) * (Number(offH) * 60 + Number(offM)) : 0;
-  const ms = date.getTime() - (leap ? 1000 : 0) - offsetMin * 60_000;
-  const fracUs = leap ? 999_999 : Number(frac.slice(0, 6).padEnd(6, '0'));
-  return checkRange(BigInt(ms) * 1000n + BigInt(fracUs), text);
 }
 
 /** A csv time cell in its configured format. */
@@ -294,7 +235,7 @@ export function jsonReader(settings: JsonSettings): (line: string, receivedUs: n
       if (typeof t === 'boolean') throw new DecodeError(`time ${timeKey} is a boolean`);
       // Numbers are re-read from their shortest decimal form, which is exact for ms and coarser;
       // ns epochs exceed a double's 53 bits: send them as strings of digits to keep every µs.
-      timeUs = typeof t === 'number' || EPOCH.test(t) ? epochToUs(String(t), precision) : rfc3339ToUs(t);
+      timeUs = typeof t === 'number' || EPOCH_NUMBER.test(t) ? epochToUs(String(t), precision) : rfc3339ToUs(t);
     }
     const fields: Fields = {};
     let any = false;
