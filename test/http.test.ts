@@ -62,7 +62,7 @@ describe('HTTP endpoint of a running agent', () => {
 
   async function startAgent(dataDir: string, health = { minSilentMs: 500 }) {
     const viewConfig = config(VIEW_CONFIG);
-    const agentConfig = config(VIEW_CONFIG.replace(/  boiler:[\s\S]*?(?=aggregate:)/, '').replace(/\n {2}region:.*\n/, '\n  {}\n'));
+    const agentConfig = config(VIEW_CONFIG.replace(/ {2}boiler:[\s\S]*?(?=aggregate:)/, '').replace(/\n {2}region:.*\n/, '\n  {}\n'));
     agent = new Agent({ config: agentConfig, ring: { dataDir, maxBytes: 256 * 1048576, whenFull: 'rollup', commitIntervalMs: 100 }, log: quiet });
     // An output's cursor, as the sync engine makes one: everything stored is its backlog.
     agent.ring.registerOutput('region');

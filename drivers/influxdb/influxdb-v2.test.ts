@@ -1,6 +1,9 @@
 // The v2 write contract, against a FAKE InfluxDB 2 (test/helpers/fake-influx-v2.ts: InfluxDB 2 is not
 // packaged here). Each fault of the contract and what the output does about it, asserted on what the
 // server saw (its request log and timestamps) and on the ring's cursor.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seriesKey } from '../../src/core/line-protocol.js';
 import type { Point } from '../../src/core/point.js';
@@ -8,6 +11,7 @@ import type { SqliteRing } from '../../src/store/ring.js';
 import type { OutputSync, SyncSettings } from '../../src/sync/engine.js';
 import { FakeInfluxV2 } from '../../test/helpers/fake-influx-v2.js';
 import { CaptureLogger, engine, makePoints, ringWith, until } from '../../test/helpers/sync.js';
+import { tmpDir } from '../../test/helpers/tmp.js';
 import { InfluxdbOutput } from './influxdb.js';
 import type { InfluxdbOutputConfig } from './schema.js';
 
@@ -230,5 +234,32 @@ describe('influxdb output, api v2 (against a fake InfluxDB 2 speaking the docume
     await until(() => sync.stats().paused === 'fatal', 10_000, 'paused');
     expect(ring.outputStatus('up').backlog_points).toBe(points.length);
     expect(log.lines.some((l) => l.level === 'error' && /configuration/.test(l.msg) && /bucket "nope" not found/.test(String(l.obj.err)))).toBe(true);
+  });
+
+  it('https: an untrusted certificate pauses the output (configuration); tls.ca or insecure_skip_verify let it through', async () => {
+    const dir = tmpDir();
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
+    const fake = await FakeInfluxV2.start({ tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) } });
+    cleanup.push(() => fake.close());
+    const points = makePoints(2, 20);
+    const run = async (id: string, tls: InfluxdbOutputConfig['tls']) => {
+      const ring = ringWith(points);
+      cleanup.push(() => ring.close());
+      const log = new CaptureLogger();
+      const output = new InfluxdbOutput(v2Config(fake, { tls }), { id, log, agentId: 'test' });
+      const sync = engine(output, ring, { log });
+      cleanup.push(() => sync.stop());
+      await sync.start();
+      return { ring, sync, log };
+    };
+    const untrusted = await run('up', undefined);
+    await until(() => untrusted.sync.stats().paused === 'fatal', 10_000, 'paused on the certificate');
+    expect(untrusted.sync.stats().lastError).toMatch(/TLS: the server certificate is not trusted/);
+    expect(untrusted.ring.outputStatus('up').backlog_points).toBe(points.length);
+    const withCa = await run('up', { ca: join(dir, 'cert.pem'), insecure_skip_verify: false });
+    await until(backlogDone(withCa.ring), 10_000, 'delivered with tls.ca');
+    const insecure = await run('up', { insecure_skip_verify: true });
+    await until(backlogDone(insecure.ring), 10_000, 'delivered with insecure_skip_verify');
+    expectStored(fake, points);
   });
 });

@@ -14,10 +14,22 @@ import { gzip as gzipCallback } from 'node:zlib';
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import { OutputError, type Output, type OutputBatch, type OutputContext, type WriteResult } from '../../src/core/component.js';
 import type { InfluxdbOutputConfig } from './schema.js';
-import { batchLines } from './lines.js';
+import { batchLines, type Lines } from './lines.js';
 import { interpret, networkError, type Headers } from './responses.js';
 
 const gzip = promisify(gzipCallback);
+
+interface Encoded {
+  lines: Lines;
+  /** v2's transport takes a string. */
+  text: string | undefined;
+}
+
+/**
+ * Requests are kept below this many bytes before compression (InfluxDB 1.x refuses bodies above 25 MB
+ * by default, Cloud above 50 MB): a larger batch is split before it is sent, as after a 413.
+ */
+export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
 /** Error bodies are read up to this size; InfluxDB lists at most a handful of bad lines. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
@@ -65,20 +77,26 @@ export class InfluxdbOutput implements Output {
     this.ctx.log.debug({ url: this.url.origin, api: config.api }, 'influxdb output ready');
   }
 
-  async write(batch: OutputBatch, signal: AbortSignal): Promise<WriteResult> {
+  /** The CPU part of a write: the batch as line protocol (the engine runs it ahead for the next request). */
+  encode(batch: OutputBatch): Encoded {
     const lines = batchLines(batch, this.config.api);
+    return { lines, text: this.config.api === 'v2' ? lines.payload.toString('utf8') : undefined };
+  }
+
+  async write(batch: OutputBatch, signal: AbortSignal, encoded?: unknown): Promise<WriteResult> {
+    const { lines, text } = (encoded as Encoded | undefined) ?? this.encode(batch);
     this.counts.unsigned_as_float += lines.unsignedAsFloat;
     this.counts.skipped_fields += lines.skippedFields;
     this.counts.skipped_points += lines.skippedPoints;
-    if (lines.lines.length === 0) return { rejectedPoints: lines.skippedPoints, bytes: 0 };
-    const text = lines.lines.join('\n');
-    const bytes = Buffer.byteLength(text);
+    if (lines.starts.length === 0) return { rejectedPoints: lines.skippedPoints, bytes: 0 };
+    const bytes = lines.payload.length;
+    if (bytes > MAX_REQUEST_BYTES && batch.points > 1) throw new OutputError(`request of ${bytes} bytes is above ${MAX_REQUEST_BYTES}`, 'split');
     if (this.config.api === 'v2') {
       const client = this.client;
       if (!client) throw new OutputError('not connected', 'retry');
       const path = `/api/v2/write?org=${encodeURIComponent(this.config.org ?? '')}&bucket=${encodeURIComponent(this.config.bucket ?? '')}&precision=us`;
       try {
-        await client.transport.request(path, text, {
+        await client.transport.request(path, text ?? lines.payload.toString('utf8'), {
           method: 'POST',
           headers: { 'content-type': 'text/plain; charset=utf-8', accept: 'application/json' },
           gzipThreshold: this.config.gzip ? 0 : undefined,
@@ -93,8 +111,7 @@ export class InfluxdbOutput implements Output {
     const params = new URLSearchParams({ db: this.config.database ?? '' });
     if (this.config.retention_policy !== undefined) params.set('rp', this.config.retention_policy);
     params.set('precision', 'u');
-    const raw = Buffer.from(text);
-    const payload = this.config.gzip ? await gzip(raw) : raw;
+    const payload = this.config.gzip ? await gzip(lines.payload) : lines.payload;
     const res = await this.post(`/write?${params.toString()}`, payload, signal);
     return { ...interpret(res.status, res.headers, res.body, lines), bytes };
   }

@@ -16,7 +16,7 @@
 // Lines an answer names are rejected and the rest is sent again; sending a line twice is harmless
 // (InfluxDB overwrites the same series and time), so it does not matter which servers wrote the rest.
 import { OutputError, type WriteResult } from '../../src/core/component.js';
-import type { Lines } from './lines.js';
+import { lineText, type Lines } from './lines.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
 
@@ -35,10 +35,10 @@ export function errorMessage(body: string): { message: string; line?: number } {
   return { message: text };
 }
 
-/** Indices (into lines.lines) of the lines an error message names, by 1-based number or by quoted text. */
+/** Indices of the lines an error message names, by 1-based number or by quoted text. */
 export function namedLines(message: string, jsonLine: number | undefined, lines: Lines): number[] {
   const found = new Set<number>();
-  const count = lines.lines.length;
+  const count = lines.starts.length;
   if (jsonLine !== undefined && jsonLine >= 1 && jsonLine <= count) found.add(jsonLine - 1);
   for (const m of message.matchAll(/\bline (\d+)(?::|\b)/g)) {
     const n = Number(m[1]);
@@ -48,7 +48,7 @@ export function namedLines(message: string, jsonLine: number | undefined, lines:
   if (message.includes(marker)) {
     let byText: Map<string, number[]> | undefined;
     for (let at = message.indexOf(marker); at !== -1; at = message.indexOf(marker, at + 1)) {
-      byText ??= indexLines(lines.lines);
+      byText ??= indexLines(lines);
       // The line ends at a "'" followed by ": "; the line itself may hold quotes, so try each candidate.
       const start = at + marker.length;
       for (let end = message.indexOf("': ", start); end !== -1; end = message.indexOf("': ", end + 1)) {
@@ -63,13 +63,14 @@ export function namedLines(message: string, jsonLine: number | undefined, lines:
   return [...found].sort((a, b) => a - b);
 }
 
-function indexLines(lines: readonly string[]): Map<string, number[]> {
+function indexLines(lines: Lines): Map<string, number[]> {
   const map = new Map<string, number[]>();
-  lines.forEach((line, i) => {
+  for (let i = 0; i < lines.starts.length; i++) {
+    const line = lineText(lines, i);
     const list = map.get(line);
     if (list) list.push(i);
     else map.set(line, [i]);
-  });
+  }
   return map;
 }
 
@@ -84,7 +85,7 @@ export function interpret(status: number, headers: Headers, body: string, lines:
     if (/partial write/i.test(message)) {
       // The server wrote everything else: count what it dropped and move on.
       const dropped = Number(/dropped=(\d+)/.exec(message)?.[1] ?? 0);
-      return { rejectedPoints: lines.skippedPoints + Math.min(lines.lines.length, dropped + named.length), bytes };
+      return { rejectedPoints: lines.skippedPoints + Math.min(lines.starts.length, dropped + named.length), bytes };
     }
     if (named.length > 0) {
       throw new OutputError(`refused ${named.length} line(s): ${short}`, 'reject', { status, rejected: named.map((i) => lines.pointOfLine[i]) });

@@ -255,10 +255,23 @@ describe('timescaledb output, against PostgreSQL 15', () => {
       return child;
     };
     const first = run();
+    // Kill once some deliveries are recorded in the cursor, with more in flight.
+    const cursorSent = () => {
+      try {
+        const ring = SqliteRing.open({ ...ringOptions(join(dir, 'data')), readonly: true });
+        try {
+          return ring.outputStatus('archive').sent_points;
+        } finally {
+          ring.close();
+        }
+      } catch {
+        return 0;
+      }
+    };
     const seen = await until(async () => {
       const n = await count();
-      return n > 0 && n < total * 0.7 ? n : false;
-    }, 30_000, 'the first rows');
+      return n > 0 && n < total * 0.7 && cursorSent() > 0 ? n : false;
+    }, 30_000, 'the first recorded deliveries');
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     const afterKill = await count();

@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { OutputError, type Output, type OutputBatch, type OutputContext, type WriteResult } from '../../src/core/component.js';
 import type { TimescaledbOutputConfig } from './schema.js';
-import { valueRows } from './rows.js';
+import { valueRows, type ValueRows } from './rows.js';
+
+export const MAX_STATEMENT_BYTES = 64 * 1024 * 1024;
 
 /** Columns the table must have (name → PostgreSQL type as information_schema spells it). */
 export const COLUMNS: Readonly<Record<string, string>> = {
@@ -86,12 +88,19 @@ export class TimescaledbOutput implements Output {
     await this.ensureTable();
   }
 
-  async write(batch: OutputBatch): Promise<WriteResult> {
+  /** The CPU part of a write: the batch as the INSERT's array parameters (run ahead by the engine). */
+  encode(batch: OutputBatch): ValueRows {
+    return valueRows(batch);
+  }
+
+  async write(batch: OutputBatch, _signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
     const pool = this.pool;
     if (!pool) throw new OutputError('not connected', 'retry');
     if (!this.ready) await this.ensureTable();
-    const rows = valueRows(batch);
+    const rows = (encoded as ValueRows | undefined) ?? valueRows(batch);
     if (rows.rows === 0) return { rejectedPoints: 0, bytes: 0 };
+    // Statements stay well below PostgreSQL's 1 GB message limit, and a connection's memory with them.
+    if (rows.bytes > MAX_STATEMENT_BYTES && batch.points > 1) throw new OutputError(`statement of ${rows.bytes} bytes is above ${MAX_STATEMENT_BYTES}`, 'split');
     try {
       const res = await pool.query({ name: this.statementName, text: this.insert, values: rows.params });
       const inserted = res.rowCount ?? 0;

@@ -79,6 +79,8 @@ export type InputFactory<C> = (config: C, context: InputContext) => Input;
 //     OutputError; it is never called concurrently with write();
 //   - write() may overlap other write() calls (the engine decides how many); it never retries or
 //     buffers by itself, and it gives up promptly when `signal` aborts (stop, or the request timeout);
+//   - encode(), when a driver has it, is pure and synchronous: the CPU part of a write (serializing),
+//     which the engine runs for the next batch while a request is in flight and hands to write();
 //   - close() runs once, after every write has settled; it frees sockets and pools.
 
 /** A batch for an output: rows of one or more series, each part in time order. Pure data. */
@@ -148,7 +150,9 @@ export interface OutputContext {
 
 export interface Output {
   connect(signal: AbortSignal): Promise<void>;
-  write(batch: OutputBatch, signal: AbortSignal): Promise<WriteResult>;
+  /** `encoded`, when given, is what encode() returned for this very batch. */
+  write(batch: OutputBatch, signal: AbortSignal, encoded?: unknown): Promise<WriteResult>;
+  encode?(batch: OutputBatch): unknown;
   close(): Promise<void>;
   /** Driver-specific counters (e.g. unsigned values sent as floats), exposed as metrics. */
   counters?(): Record<string, number>;

@@ -8,10 +8,11 @@
 //   2. $CACHE_DIRECTORY                       systemd's CacheDirectory= (the unit sets /var/cache/sluice)
 //   3. $XDG_CACHE_HOME/sluice, ~/.cache/sluice
 //   4. $TMPDIR/sluice-<uid>                    read-only homes; made 0700 and must be ours
-// Inside it: native/<version>-<arch>-<id>/<name>.node, where <id> hashes the addons of this build, so
-// two builds never share a file. Files are written to a temporary name and renamed, so a process that
-// starts while another is writing (an agent and a `sluice status`) never loads half a file.
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+// Inside it: <version>-<arch>-<id>/<name>.node, where <id> hashes the addons of this build, so two
+// builds never share a file (about 2.5 MB per build; another build's directory goes after a week
+// unused). Files are written to a temporary name and renamed, so a process that starts while another
+// is writing (an agent and a `sluice status`) never loads half a file.
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
@@ -106,14 +107,34 @@ function writeAtomically(file: string, bytes: Uint8Array): void {
   renameSync(tmp, file);
 }
 
-/** Other builds' directories for this architecture: an upgrade leaves the old addons behind otherwise. */
+/** Another build of this architecture unused for this long has its addons removed. */
+const PRUNE_AFTER_MS = 7 * 24 * 3600_000;
+
+/**
+ * Other builds' directories for this architecture, unused for a week: an upgrade leaves the old
+ * addons behind otherwise. Not at once: a self-updated binary and the installed one that launches
+ * it may both run, and each would otherwise rewrite its addons on every start.
+ */
 function pruneSiblings(root: string, keep: string): void {
   try {
+    const now = Date.now();
     for (const name of readdirSync(root)) {
-      if (name !== keep && name.includes(`-${process.arch}-`)) rmSync(join(root, name), { recursive: true, force: true });
+      if (name === keep || !name.includes(`-${process.arch}-`)) continue;
+      const dir = join(root, name);
+      if (now - statSync(dir).mtimeMs > PRUNE_AFTER_MS) rmSync(dir, { recursive: true, force: true });
     }
   } catch {
     // Pruning is housekeeping; a failure costs a few MB of disk, not correctness.
+  }
+}
+
+/** Marks a build's directory as in use (its mtime), for the pruning above. */
+function touch(dir: string): void {
+  try {
+    const now = new Date();
+    utimesSync(dir, now, now);
+  } catch {
+    // A read-only cache (SLUICE_NATIVE_DIR prepared in advance) is used as it is.
   }
 }
 
@@ -132,6 +153,7 @@ function materialise(name: string, bytes: Uint8Array): string {
         writeAtomically(file, bytes);
         pruneSiblings(root, id);
       }
+      if (chosenDir === undefined) touch(dir);
       chosenDir = root;
       return file;
     } catch (err) {

@@ -14,10 +14,16 @@ export interface AimdOptions {
   timeoutMs: number;
   /** A request slower than this multiple of the latency baseline is a congestion signal. */
   latencyTolerance: number;
+  /**
+   * Where the limit starts. 2 by default: with two requests in flight, preparing one (reading the ring,
+   * serializing) overlaps the upstream's work on the other, which is most of a backfill's speed; the
+   * limit still drops to 1 as soon as the upstream pushes back.
+   */
+  initialConcurrency?: number;
 }
 
 export class Aimd {
-  private limit = 1;
+  private limit: number;
   private batch: number;
   /** Largest batch the upstream accepted since it last answered 413; bounds the additive growth. */
   private batchCeiling: number;
@@ -25,6 +31,7 @@ export class Aimd {
   private baselineMs: number | null = null;
 
   constructor(private readonly opts: AimdOptions) {
+    this.limit = Math.max(1, Math.min(opts.maxConcurrency, opts.initialConcurrency ?? 2));
     this.batch = opts.maxBatchPoints;
     this.batchCeiling = opts.maxBatchPoints;
   }

@@ -7,8 +7,9 @@
 // flight; replays are harmless because both upstreams are idempotent (InfluxDB overwrites the same
 // series and time, TimescaleDB has a unique key and ON CONFLICT DO NOTHING).
 //
-// Order. A series is never in two requests at once, and each lane leases in write order, so within a
-// lane a series reaches the upstream in order, and a retry never lands after newer data of its series.
+// Order. Within a lane a series is never in two requests at once, and each lane leases in write
+// order, so within a lane a series reaches the upstream in order and a retry never lands after newer
+// data of its series. Across lanes there is no order by design: live data overtakes the backlog.
 //
 // Two lanes. Records above the live mark are live, the rest backlog. Live goes first: it is flushed
 // when a batch is full or its oldest record has waited flush_interval, and it may use one request slot
@@ -83,8 +84,16 @@ export interface SyncOptions {
 interface Job {
   lease: SourceLease;
   lane: Lane;
+  /** What output.encode() made of the lease's batch ahead of time, if anything. */
+  encoded: unknown;
   abort: AbortController;
   done: Promise<void>;
+}
+
+/** The next backfill request, leased and encoded while the slots are busy. */
+interface Prepared {
+  lease: SourceLease;
+  encoded: unknown;
 }
 
 interface IdSample {
@@ -92,6 +101,13 @@ interface IdSample {
   atMs: number;
 }
 
+/**
+ * Deliveries are recorded in the ring together, at most this long after the upstream acknowledged
+ * them: one durable write (an fsync, on an SD card) per window rather than per request. A crash in
+ * the window only means those batches go again.
+ */
+const SETTLE_EVERY_MS = 100;
+const SETTLE_MAX_BATCHES = 32;
 /** While failing, requests are probes: small, so an upstream that refuses them is not sent much. */
 const PROBE_POINTS = 1000;
 /** Samples of "newest id at time t" kept to tell how old a record is. */
@@ -106,8 +122,13 @@ export class OutputSync {
   private readonly aimd: Aimd;
   private readonly rate: RateLimiter | undefined;
   private readonly inflight = new Set<Job>();
-  private readonly busySeries = new Set<string>();
+  /** Per lane, the series in a request (or prepared): a lane never has a series in two requests at once. */
+  private readonly busy: Record<Lane, Set<string>> = { live: new Set(), backfill: new Set() };
   private readonly samples: IdSample[] = [];
+  private prepared: Prepared | null = null;
+  private preparing = false;
+  private settleQueue: { lease: SourceLease; rejectedPoints: number }[] = [];
+  private settleTimer: NodeJS.Timeout | undefined;
 
   private started = false;
   private stopping = false;
@@ -188,6 +209,7 @@ export class OutputSync {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.dropPrepared();
     if (this.inflight.size > 0) {
       let graceTimer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {
@@ -198,6 +220,7 @@ export class OutputSync {
       for (const job of this.inflight) job.abort.abort(new Error('output stopping'));
       await Promise.all([...this.inflight].map((j) => j.done));
     }
+    this.flushSettles();
     try {
       await this.opts.output.close();
     } catch (err) {
@@ -246,8 +269,6 @@ export class OutputSync {
       this.timerAtMs = Infinity;
       this.pump();
     }, delayMs);
-    // The agent's inputs keep the process alive; an idle output alone must not.
-    this.timer.unref();
   }
 
   private pump(): void {
@@ -290,6 +311,21 @@ export class OutputSync {
         break;
       }
     }
+    // Every slot busy: lease and encode the next backfill request while they are out, so it goes the
+    // moment one frees and the upstream never waits for our CPU. In the next turn of the event loop, so
+    // the request just launched is on the wire first.
+    if (!failing && this.inflight.size >= this.aimd.concurrency && this.prepared === null && !this.preparing) {
+      this.preparing = true;
+      setImmediate(() => {
+        this.preparing = false;
+        if (this.stopping || this.failures > 0 || this.inflight.size < this.aimd.concurrency) return;
+        try {
+          this.prepareBackfill(this.now());
+        } catch (err) {
+          this.log.error({ err }, 'could not prepare the next request');
+        }
+      });
+    }
     if (this.livePendingSinceMs !== null) wakeMs = Math.min(wakeMs, Math.max(1, this.livePendingSinceMs + this.settings.flushIntervalMs - now));
     this.schedulePump(wakeMs);
   }
@@ -302,12 +338,12 @@ export class OutputSync {
         (now - this.livePendingSinceMs >= this.settings.flushIntervalMs || this.source.pointsAfter(this.liveScannedId) >= this.aimd.batchPoints));
     if (!due) return null;
     const maxPoints = this.leasePoints();
-    const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.busySeries });
+    const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.busy.live });
     if (lease === null || lease.batch.points < maxPoints) {
       // Drained up to lastId, except series that were busy: look again when a request completes.
       this.liveScannedId = lastId;
       this.livePendingSinceMs = null;
-      this.liveRecheck = this.busySeries.size > 0;
+      this.liveRecheck = this.busy.live.size > 0;
     }
     if (lease === null) return null;
     const ageMs = now - this.seenAt(lease.minId);
@@ -324,15 +360,53 @@ export class OutputSync {
   }
 
   private launchBackfill(now: number): number | null {
+    const prepared = this.prepared;
+    if (prepared !== null) {
+      this.prepared = null;
+      this.launch(prepared.lease, 'backfill', prepared.encoded);
+      return 0;
+    }
     if (this.rate) {
       const wait = this.rate.waitMs(now);
       if (wait > 0) return wait;
     }
-    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.busySeries });
+    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.busy.backfill });
     if (lease === null) return null;
     this.rate?.take(lease.batch.points, now);
     this.launch(lease, 'backfill');
     return 0;
+  }
+
+  private prepareBackfill(now: number): void {
+    const encode = this.opts.output.encode?.bind(this.opts.output);
+    if (this.prepared !== null || encode === undefined) return;
+    if (this.rate && this.rate.waitMs(now) > 0) return;
+    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.busy.backfill });
+    if (lease === null) return;
+    this.rate?.take(lease.batch.points, now);
+    for (const s of lease.series) this.busy.backfill.add(s);
+    let encoded: unknown;
+    try {
+      // A lease larger than a request is cut up by deliver(), which then encodes the pieces itself.
+      if (lease.batch.points <= this.aimd.batchPoints) encoded = encode(lease.batch);
+    } catch (err) {
+      this.log.debug({ err }, 'encoding ahead failed; the request will encode again');
+    }
+    this.prepared = { lease, encoded };
+  }
+
+  /** Gives the prepared request back (the output failed or stops). */
+  private dropPrepared(): void {
+    const prepared = this.prepared;
+    if (prepared === null) return;
+    this.prepared = null;
+    for (const s of prepared.lease.series) this.busy.backfill.delete(s);
+    try {
+      this.source.release(prepared.lease);
+      this.rate?.refund(prepared.lease.batch.points);
+    } catch (err) {
+      this.log.error({ err }, 'could not release a lease');
+    }
   }
 
   private leasePoints(): number {
@@ -370,9 +444,9 @@ export class OutputSync {
 
   // ------------------------------------------------------------------------------------ requests
 
-  private launch(lease: SourceLease, lane: Lane): void {
-    for (const s of lease.series) this.busySeries.add(s);
-    const job: Job = { lease, lane, abort: new AbortController(), done: Promise.resolve() };
+  private launch(lease: SourceLease, lane: Lane, encoded?: unknown): void {
+    for (const s of lease.series) this.busy[lane].add(s);
+    const job: Job = { lease, lane, encoded, abort: new AbortController(), done: Promise.resolve() };
     this.inflight.add(job);
     job.done = this.run(job);
   }
@@ -380,14 +454,7 @@ export class OutputSync {
   private async run(job: Job): Promise<void> {
     try {
       const rejected = await this.deliver(job);
-      try {
-        this.source.settle(job.lease, rejected, this.now());
-      } catch (err) {
-        // Delivered but not recorded: it will be sent again, which the upstream takes as a no-op.
-        this.log.error({ err }, 'could not record a delivery; it will be sent again');
-        this.source.release(job.lease);
-        return;
-      }
+      this.queueSettle(job.lease, rejected);
       this.counters.sentPoints += job.lease.batch.points - rejected;
       this.counters.rejectedPoints += rejected;
       this.counters.lastSuccessMs = this.now();
@@ -398,8 +465,36 @@ export class OutputSync {
       if (!this.stopping) this.onFailure(asOutputError(err), job.lane);
     } finally {
       this.inflight.delete(job);
-      for (const s of job.lease.series) this.busySeries.delete(s);
+      for (const s of job.lease.series) this.busy[job.lane].delete(s);
       this.schedulePump(0);
+    }
+  }
+
+  private queueSettle(lease: SourceLease, rejectedPoints: number): void {
+    this.settleQueue.push({ lease, rejectedPoints });
+    if (this.settleQueue.length >= SETTLE_MAX_BATCHES) this.flushSettles();
+    else this.settleTimer ??= setTimeout(() => this.flushSettles(), SETTLE_EVERY_MS);
+  }
+
+  /** Records queued deliveries in the ring (the cursor moves, durably). */
+  private flushSettles(): void {
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
+    const items = this.settleQueue;
+    if (items.length === 0) return;
+    this.settleQueue = [];
+    try {
+      this.source.settleAll(items, this.now());
+    } catch (err) {
+      // Delivered but not recorded: they will be sent again, which the upstream takes as a no-op.
+      this.log.error({ err }, 'could not record deliveries; they will be sent again');
+      for (const { lease } of items) {
+        try {
+          this.source.release(lease);
+        } catch {
+          // The store is gone; nothing is leased after a restart anyway.
+        }
+      }
     }
   }
 
@@ -428,7 +523,7 @@ export class OutputSync {
       if (job.abort.signal.aborted) throw new OutputError('output stopping', 'retry');
       const startedMs = this.now();
       try {
-        const result = await this.request(batch, job.abort.signal);
+        const result = await this.request(batch, job.abort.signal, batch === job.lease.batch ? job.encoded : undefined);
         const latencyMs = this.now() - startedMs;
         this.counters.lastLatencyMs = latencyMs;
         this.counters.latencyMs = this.counters.latencyMs === null ? latencyMs : this.counters.latencyMs * 0.8 + latencyMs * 0.2;
@@ -471,7 +566,7 @@ export class OutputSync {
   }
 
   /** One request with the timeout; a driver that ignores its signal is raced, never waited for. */
-  private async request(batch: OutputBatch, jobSignal: AbortSignal): Promise<{ rejectedPoints: number; bytes: number }> {
+  private async request(batch: OutputBatch, jobSignal: AbortSignal, encoded: unknown): Promise<{ rejectedPoints: number; bytes: number }> {
     this.counters.requests++;
     const ctrl = new AbortController();
     let timedOut = false;
@@ -487,7 +582,7 @@ export class OutputSync {
       ctrl.signal.addEventListener('abort', () => reject(new OutputError('request aborted', 'retry')), { once: true });
     });
     try {
-      return await Promise.race([this.opts.output.write(batch, ctrl.signal), deadline]);
+      return await Promise.race([this.opts.output.write(batch, ctrl.signal, encoded), deadline]);
     } catch (err) {
       if (timedOut) throw new OutputError(`no answer within ${this.settings.timeoutMs} ms`, 'retry', { timeout: true }, { cause: err });
       throw err;
@@ -542,6 +637,7 @@ export class OutputSync {
   private onFailure(e: OutputError, lane: Lane | null): void {
     const now = this.now();
     this.failures++;
+    this.dropPrepared();
     this.counters.lastError = e.message;
     this.counters.lastErrorMs = now;
     let delayMs: number;

@@ -36,6 +36,8 @@ export interface SyncSource {
   lease(request: LeaseRequest): SourceLease | null;
   /** Delivered (less `rejectedPoints` refused for good): never offered again, persisted. */
   settle(lease: SourceLease, rejectedPoints: number, nowMs: number): void;
+  /** settle() for several leases in one durable write. */
+  settleAll(items: readonly { lease: SourceLease; rejectedPoints: number }[], nowMs: number): void;
   /** Not delivered: offered again. */
   release(lease: SourceLease): void;
   /** Where the live lane starts (records above `id`), so housekeeping keeps the lanes apart. */
@@ -99,6 +101,12 @@ export class RingSource implements SyncSource {
 
   settle(lease: SourceLease, rejectedPoints: number, nowMs: number): void {
     this.ring.settle((lease as RingLease).lease, { rejectedPoints, nowMs });
+  }
+
+  settleAll(items: readonly { lease: SourceLease; rejectedPoints: number }[], nowMs: number): void {
+    this.ring.transaction(() => {
+      for (const { lease, rejectedPoints } of items) this.ring.settle((lease as RingLease).lease, { rejectedPoints, nowMs });
+    });
   }
 
   release(lease: SourceLease): void {

@@ -9,6 +9,7 @@
 //   Retry-After, 500, a slow answer, a reset connection). It records every request and every accepted
 //   point with the time it arrived, so tests assert on what the server saw rather than on wall clocks.
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { parseLine, seriesKey } from '../../src/core/line-protocol.js';
@@ -46,6 +47,8 @@ export interface FakeOptions {
   org?: string;
   bucket?: string;
   token?: string;
+  /** Serve https with this key and certificate (PEM). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 export class FakeInfluxV2 {
@@ -70,7 +73,8 @@ export class FakeInfluxV2 {
   /** Lines to refuse besides unparsable ones and field type conflicts. */
   refuse?: (point: Point) => boolean;
   private readonly fieldTypes = new Map<string, FieldType>();
-  private server: http.Server;
+  private server: http.Server | https.Server;
+  private readonly tls: FakeOptions['tls'];
   private readonly sockets = new Set<net.Socket>();
   private port = 0;
 
@@ -78,6 +82,7 @@ export class FakeInfluxV2 {
     this.org = options.org ?? 'acme';
     this.bucket = options.bucket ?? 'edge';
     this.token = options.token ?? 'fake-token';
+    this.tls = options.tls;
     this.server = this.makeServer();
   }
 
@@ -88,7 +93,7 @@ export class FakeInfluxV2 {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   /** Goes away: stops listening and drops every connection (clients see connection refused). */
@@ -122,15 +127,16 @@ export class FakeInfluxV2 {
     });
   }
 
-  private makeServer(): http.Server {
-    const server = http.createServer((req, res) => {
+  private makeServer(): http.Server | https.Server {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (d: Buffer) => chunks.push(d));
       req.on('end', () => {
         void this.handle(req, res, Buffer.concat(chunks));
       });
-    });
-    server.on('connection', (s) => {
+    };
+    const server = this.tls ? https.createServer({ key: this.tls.key, cert: this.tls.cert }, handler) : http.createServer(handler);
+    server.on(this.tls ? 'secureConnection' : 'connection', (s: net.Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });

@@ -27,15 +27,15 @@ export async function getJson<T = Record<string, unknown>>(url: string): Promise
 /** Polls `probe` until it returns a truthy value (async version of helpers/cli waitFor). */
 export async function eventually<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last: Error | undefined;
   for (;;) {
     try {
       const v = await probe();
       if (v) return v;
     } catch (err) {
-      last = err;
+      last = err as Error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
