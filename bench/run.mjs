@@ -81,8 +81,10 @@ for (const [name, title, file, fn] of SECTIONS) {
     continue;
   }
   try {
-    const rows = await mod[fn]();
-    results[name] = rows;
+    const out = await mod[fn]();
+    results[name] = out;
+    // A section returns rows, or an object with `rows` (the table) and its raw figures beside them.
+    const rows = Array.isArray(out) ? out : out.rows;
     const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
     const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? v.toLocaleString('en') : fmt(v)) : String(v ?? ''));
     console.log(`\n## ${title}\n`);
