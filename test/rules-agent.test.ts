@@ -6,6 +6,7 @@ import { connectAsync } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AlertPayload } from '../src/rules/notify.js';
 import { sluice, sluiceSpawn, waitFor } from './helpers/cli.js';
+import { freePort, getJson, getText } from './helpers/http.js';
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -26,13 +27,14 @@ describe('sluice run with rules', () => {
 
     const dir = tmpDir();
     const data = join(dir, 'data');
+    const httpPort = await freePort();
     const config = join(dir, 'sluice.yaml');
     writeFileSync(
       config,
       [
         'version: 1',
         'agent: { id: gw-e2e, tags: { site: e2e }, commit_interval: 100ms }',
-        'http: { listen: "off" }',
+        `http: { listen: "127.0.0.1:${httpPort}" }`,
         'inputs:',
         '  sim: { type: simulator, series: 2, interval: 200ms }',
         'rules:',
@@ -67,6 +69,13 @@ describe('sluice run with rules', () => {
     expect(typeof warm.payload.value).toBe('number');
     const ghost = messages.find((m) => m.payload.rule === 'ghost')!;
     expect(ghost.payload).toMatchObject({ severity: 'critical', state: 'firing', measurement: 'nothing', tags: { site: 'e2e' }, message: 'ghost: no data from nothing for 1s' });
+
+    // The rules' counters are in the agent's status and metrics.
+    const status = await getJson<{ rules: { validate: Record<string, { dropped_values?: number }>; alerts: Record<string, unknown> } }>(`http://127.0.0.1:${httpPort}/api/status`);
+    expect(Object.keys(status.body.rules.alerts).sort()).toEqual(['ghost', 'warm']);
+    expect(Object.keys(status.body.rules.validate)).toHaveLength(1);
+    const metrics = await getText(`http://127.0.0.1:${httpPort}/metrics`);
+    expect(metrics.text).toMatch(/^sluice_rules_values_dropped_total\{[^}]*\} [1-9]/m);
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -108,6 +108,7 @@ export class Agent {
   private view(): AgentView {
     const options = this.options;
     const control = () => this.control;
+    const rules = () => this.rules;
     return {
       get config() {
         return options.config;
@@ -117,6 +118,9 @@ export class Agent {
       outputs: this.outputs,
       get control() {
         return control();
+      },
+      get rules() {
+        return rules();
       },
     };
   }

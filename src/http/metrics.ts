@@ -2,6 +2,7 @@
 // are read from the agent when scraped (collect callbacks), so the hot path only feeds the commit
 // histogram. A registry per endpoint, not prom-client's global one: tests run several agents at once.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerRulesMetrics } from '../rules/metrics.js';
 import { VERSION } from '../version.js';
 import type { OutputStats } from '../core/component.js';
 import type { AgentProbe } from './probe.js';
@@ -25,6 +26,7 @@ export function createMetrics(probe: AgentProbe): Registry {
   const registers = [new Registry()];
   const registry = registers[0];
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
+  registerRulesMetrics(registry, () => probe.view.rules?.stats());
 
   new Gauge({
     name: 'sluice_build_info',

@@ -206,6 +206,7 @@ function apiStatus(probe: AgentProbe): Record<string, unknown> {
     // Config reloads and fleet management (src/fleet): null when the agent runs without them.
     config: probe.view.control?.configStatus() ?? null,
     fleet: probe.view.control?.fleetStatus() ?? null,
+    rules: probe.view.rules?.stats() ?? null,
   };
 }
 

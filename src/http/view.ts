@@ -4,6 +4,7 @@
 import type { Config } from '../config/index.js';
 import type { Input, InputStats, OutputStats } from '../core/component.js';
 import type { SqliteRing, StoreStatus } from '../store/ring.js';
+import type { RulesStats } from '../rules/engine.js';
 
 /** An output as far as the endpoint cares (the agent's OutputSync). */
 export interface OutputLike {
@@ -18,6 +19,8 @@ export interface AgentView {
   readonly outputs?: ReadonlyMap<string, OutputLike>;
   /** Config reloads and fleet management (src/fleet), when the agent runs under them. */
   readonly control?: ControlView;
+  /** Validation and alert rules (src/rules), when configured; follows reloads. */
+  readonly rules?: { stats(): RulesStats };
 }
 
 /** The `config` and `fleet` objects of /api/status (src/fleet/controller.ts fills them). */
