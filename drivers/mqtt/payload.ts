@@ -14,8 +14,9 @@
 //
 // A payload that yields nothing throws PayloadError with a reason meant for a log line.
 import { parseLines } from '../../src/core/line-protocol.js';
-import { EPOCH_NUMBER, ValueError, clip, epochToUs, rfc3339ToUs } from '../../src/core/text-values.js';
-import type { Fields, Point, Tags } from '../../src/core/point.js';
+import { ValueError, clip } from '../../src/core/text-values.js';
+import { jsonReading, type Reading } from '../../src/core/json-payload.js';
+import type { Point, Tags } from '../../src/core/point.js';
 import type { Precision } from '../../src/core/time.js';
 import { parseTopicTemplate, type MqttInputConfig, type TopicTemplateLevel } from './schema.js';
 
@@ -153,73 +154,9 @@ function influxRead(text: string, receivedUs: number, tags: Tags, precision: Pre
 // ------------------------------------------------------------------------------------------ json
 
 /** Deeper nesting is refused: it is not a sensor reading, and it would cost stack for nothing. */
-const MAX_JSON_DEPTH = 32;
-
-interface Reading {
-  fields: Fields;
-  timeUs: number;
-}
-
-interface Flat {
-  /** Leaves by flattened key. */
-  leaves: Map<string, string | number | boolean>;
-  /** Flattened keys of objects and arrays, each with the leaves under it (what `fields` may name). */
-  groups: Map<string, string[]>;
-}
-
-function flatten(obj: Record<string, unknown>): Flat {
-  const flat: Flat = { leaves: new Map(), groups: new Map() };
-  const walk = (value: unknown, key: string, depth: number, owners: readonly string[]): void => {
-    if (value === null) return;
-    if (typeof value === 'object') {
-      if (depth >= MAX_JSON_DEPTH) throw new PayloadError(`nested deeper than ${MAX_JSON_DEPTH} levels`);
-      flat.groups.set(key, []);
-      const inner = [...owners, key];
-      const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v as unknown] as const) : Object.entries(value);
-      for (const [k, v] of entries) walk(v, `${key}_${k}`, depth + 1, inner);
-      return;
-    }
-    if (typeof value !== 'number' && typeof value !== 'string' && typeof value !== 'boolean') return;
-    flat.leaves.set(key, value);
-    for (const o of owners) flat.groups.get(o)!.push(key);
-  };
-  for (const [k, v] of Object.entries(obj)) if (k !== '') walk(v, k, 1, []);
-  return flat;
-}
-
 /** format json: an object is one reading, an array of objects one reading each. */
 export function jsonReader(settings: JsonSettings): (text: string, receivedUs: number) => Reading[] {
-  const { fields: pick, time_key: timeKey, time_precision: precision } = settings;
-  const one = (obj: unknown, receivedUs: number, where: string): Reading => {
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new PayloadError(`${where}is not a JSON object`);
-    const flat = flatten(obj as Record<string, unknown>);
-    let timeUs = receivedUs;
-    if (timeKey !== undefined) {
-      const t = flat.leaves.get(timeKey);
-      if (t === undefined) throw new PayloadError(`${where}no time: key ${timeKey} is missing`);
-      if (typeof t === 'boolean') throw new PayloadError(`${where}time ${timeKey} is a boolean`);
-      // Numbers are re-read from their shortest decimal form, exact for ms and coarser; ns epochs
-      // exceed a double's 53 bits, so devices should send them as strings of digits.
-      timeUs = typeof t === 'number' || EPOCH_NUMBER.test(t) ? epochToUs(String(t), precision) : rfc3339ToUs(t);
-    }
-    const fields: Fields = {};
-    let any = false;
-    const add = (key: string): void => {
-      const v = flat.leaves.get(key);
-      if (v === undefined || key === timeKey) return;
-      fields[key] = v;
-      any = true;
-    };
-    if (pick === undefined) for (const key of flat.leaves.keys()) add(key);
-    else {
-      for (const name of pick) {
-        add(name);
-        for (const key of flat.groups.get(name) ?? []) add(key);
-      }
-    }
-    if (!any) throw new PayloadError(`${where}${pick === undefined ? 'no values' : `none of the fields ${pick.join(', ')}`}`);
-    return { fields, timeUs };
-  };
+  const one = (obj: unknown, receivedUs: number, where: string): Reading => jsonReading(obj, settings, receivedUs, where);
   return (text, receivedUs) => {
     let parsed: unknown;
     try {

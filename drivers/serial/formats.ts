@@ -11,7 +11,8 @@
 //
 // A line that cannot be decoded throws DecodeError, with a reason meant for a log line.
 import { LineProtocolError, parseLine } from '../../src/core/line-protocol.js';
-import { EPOCH_NUMBER, ValueError, epochToUs, rfc3339ToUs } from '../../src/core/text-values.js';
+import { ValueError, epochToUs, rfc3339ToUs } from '../../src/core/text-values.js';
+import { jsonReading } from '../../src/core/json-payload.js';
 import type { FieldValue, Fields, Point, Tags } from '../../src/core/point.js';
 import type { SerialInputConfig } from './schema.js';
 
@@ -182,43 +183,12 @@ export function csvReader(settings: CsvSettings): (line: string, receivedUs: num
 // ------------------------------------------------------------------------------------------ json
 
 /** Deeper nesting is refused: it is not a sensor reading, and it would cost stack for nothing. */
-const MAX_JSON_DEPTH = 32;
-
-interface Flat {
-  /** Leaves by flattened key (`a_b` for {"a":{"b":…}}, `v_0` for {"v":[…]}). */
-  leaves: Map<string, string | number | boolean>;
-  /** Flattened keys of objects and arrays, each with the leaves under it. */
-  groups: Map<string, string[]>;
-}
-
-function flatten(obj: Record<string, unknown>): Flat {
-  const flat: Flat = { leaves: new Map(), groups: new Map() };
-  const walk = (value: unknown, key: string, depth: number, owners: string[]): void => {
-    if (value === null || key === '') return;
-    if (typeof value === 'object') {
-      if (depth >= MAX_JSON_DEPTH) throw new DecodeError(`nested deeper than ${MAX_JSON_DEPTH} levels`);
-      flat.groups.set(key, []);
-      const inner = [...owners, key];
-      const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
-      for (const [k, v] of entries) walk(v, k === '' ? '' : `${key}_${k}`, depth + 1, inner);
-      return;
-    }
-    if (typeof value === 'number' && !Number.isFinite(value)) throw new DecodeError(`${key}: number out of the range of a float`);
-    if (typeof value !== 'number' && typeof value !== 'string' && typeof value !== 'boolean') return;
-    flat.leaves.set(key, value);
-    for (const o of owners) flat.groups.get(o)!.push(key);
-  };
-  for (const [k, v] of Object.entries(obj)) walk(v, k, 1, []);
-  return flat;
-}
-
 /**
  * json: one object per line. Nested objects and arrays are flattened with `_` (`{"env":{"t":1}}` gives
  * field `env_t`, `{"v":[1,2]}` gives `v_0`, `v_1`); nulls are left out. `fields` picks flattened keys;
  * naming an object or array picks every value under it. time_key names a flattened key too.
  */
 export function jsonReader(settings: JsonSettings): (line: string, receivedUs: number) => Reading {
-  const { fields: pick, time_key: timeKey, time_precision: precision } = settings;
   return (line, receivedUs) => {
     let parsed: unknown;
     try {
@@ -226,34 +196,7 @@ export function jsonReader(settings: JsonSettings): (line: string, receivedUs: n
     } catch (err) {
       throw new DecodeError(`not JSON: ${(err as Error).message}`);
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new DecodeError('not a JSON object');
-    const flat = flatten(parsed as Record<string, unknown>);
-    let timeUs = receivedUs;
-    if (timeKey !== undefined) {
-      const t = flat.leaves.get(timeKey);
-      if (t === undefined) throw new DecodeError(`no time: key ${timeKey} is missing`);
-      if (typeof t === 'boolean') throw new DecodeError(`time ${timeKey} is a boolean`);
-      // Numbers are re-read from their shortest decimal form, which is exact for ms and coarser;
-      // ns epochs exceed a double's 53 bits: send them as strings of digits to keep every µs.
-      timeUs = typeof t === 'number' || EPOCH_NUMBER.test(t) ? epochToUs(String(t), precision) : rfc3339ToUs(t);
-    }
-    const fields: Fields = {};
-    let any = false;
-    const add = (key: string): void => {
-      const v = flat.leaves.get(key);
-      if (v === undefined || key === timeKey) return;
-      fields[key] = v;
-      any = true;
-    };
-    if (pick === undefined) for (const key of flat.leaves.keys()) add(key);
-    else {
-      for (const name of pick) {
-        add(name);
-        for (const key of flat.groups.get(name) ?? []) add(key);
-      }
-    }
-    if (!any) throw new DecodeError(pick === undefined ? 'no values' : `none of the fields ${pick.join(', ')}`);
-    return { fields, timeUs };
+    return jsonReading(parsed, settings, receivedUs);
   };
 }
 

@@ -208,13 +208,13 @@ export function JsonPayload() {
   return Type.Object(
     {
       fields: Type.Optional(
-        Type.Array(NonEmpty('A top-level key of the JSON object.'), {
+        Type.Array(NonEmpty('A flattened key (nested keys joined with _, e.g. env_t); naming an object or array picks every value under it.'), {
           minItems: 1,
           uniqueItems: true,
-          description: 'Keys to store as fields. Default: every top-level number, boolean and string except time_key.',
+          description: 'Keys to store as fields. Default: every number, boolean and string (nested objects and arrays flattened with _) except time_key.',
         }),
       ),
-      time_key: Type.Optional(NonEmpty('Key holding the timestamp (an RFC 3339 string or an epoch number in time_precision). Default: the time of receipt.')),
+      time_key: Type.Optional(NonEmpty('Flattened key holding the timestamp (an RFC 3339 string or an epoch number in time_precision). Default: the time of receipt.')),
       time_precision: withDefault(
         StringEnum(TIME_PRECISIONS, { description: 'Unit of a numeric timestamp in time_key.' }),
         'ms',

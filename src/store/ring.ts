@@ -135,7 +135,6 @@ interface PendingWaiter {
 }
 
 interface ChunkInsert {
-  seriesId: number;
   group: RowGroup;
   level: number;
   /** 0 for raw data, else the rollup window in milliseconds. */
@@ -392,7 +391,7 @@ export class SqliteRing {
         bytes += encoded.length + 48; // row header, rowid and index entries
         values += groupValueCount(part);
         rows += part.timesUs.length;
-        inserts.push({ seriesKey: key, insert: { seriesId: 0, group: part, level, tier }, bytes: encoded });
+        inserts.push({ seriesKey: key, insert: { group: part, level, tier }, bytes: encoded });
       }
     }
     const tx = this.db.transaction(() => {
