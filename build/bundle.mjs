@@ -2,13 +2,19 @@
 // esbuild rather than tsc: one file starts faster (the start-time target) and the same bundle
 // feeds the single binary. Type checking is `npm run typecheck`.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
+// Splitting: drivers are imported when a config names them (src/agent/registry.ts), and their
+// libraries (mqtt, pg, serialport, the InfluxDB client) with them; in one file esbuild would hoist
+// those imports to the top and load them all at start.
+rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/sluice.js',
+  entryPoints: { sluice: 'src/cli/main.ts' },
+  outdir: 'dist',
+  chunkNames: 'chunks/[name]-[hash]',
+  splitting: true,
   bundle: true,
   platform: 'node',
   target: 'node20',

@@ -15,13 +15,18 @@ afterEach(async () => {
 });
 
 /** The retained message on `topic`, as a late subscriber gets it. */
-async function retained(url: string, topic: string): Promise<Record<string, unknown>> {
+function retained(url: string, topic: string): Promise<Record<string, unknown>> {
+  return message(url, topic, true);
+}
+
+/** The first message on `topic` (only a retained one if `onlyRetained`). */
+async function message(url: string, topic: string, onlyRetained: boolean): Promise<Record<string, unknown>> {
   const client = connect(url, { clientId: `hb-test-${process.pid}-${Date.now()}` });
   try {
     return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no retained message on ${topic}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`no ${onlyRetained ? 'retained ' : ''}message on ${topic}`)), 10_000);
       client.on('message', (_t, payload, packet) => {
-        if (!packet.retain) return;
+        if (onlyRetained && !packet.retain) return;
         clearTimeout(timer);
         resolve(JSON.parse(payload.toString('utf8')) as Record<string, unknown>);
       });
@@ -57,6 +62,9 @@ describe('heartbeat', () => {
     );
     cleanup.push(() => a.stop());
 
+    // The agent connects in the background: once a report has gone out, a late subscriber must be
+    // handed the retained one.
+    await message(broker.url, 'sluice/gw-hb-7/status', false);
     const report = await retained(broker.url, 'sluice/gw-hb-7/status');
     expect(report).toMatchObject({
       agent_id: 'gw-hb-7',

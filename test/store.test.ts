@@ -9,7 +9,7 @@ import { Unsigned, type Point } from '../src/core/point.js';
 import { groupRows } from '../src/cli/rows.js';
 import { BulkWriter } from '../src/store/bulk.js';
 import { StoreFullError, StoreOpenError } from '../src/store/errors.js';
-import { SqliteRing, STORE_FILE, type RingOptions } from '../src/store/ring.js';
+import { SqliteRing, STORE_FILE, mergePlan, type RingOptions } from '../src/store/ring.js';
 import { tmpDir } from './helpers/tmp.js';
 
 const MiB = 1024 * 1024;
@@ -93,6 +93,92 @@ describe('SqliteRing', () => {
     expect(ring.status().chunks).toBeLessThanOrEqual(3);
     ring.close();
     ring = SqliteRing.open(options(dir));
+    expect(dump(ring)).toEqual(expected(points));
+    ring.close();
+  });
+
+  it('steady compaction seals full chunks, keeps few open ones and loses nothing', async () => {
+    const dir = tmpDir();
+    let ring = SqliteRing.open(options(dir, { maxChunkRows: 64 }));
+    const points = makePoints(3000, 2);
+    // Group commits of 5 rows per series, compacted as the agent does (no force) after each commit.
+    for (let i = 0; i < points.length; i += 10) {
+      const durable = ring.write(points.slice(i, i + 10));
+      ring.commit();
+      await durable;
+      ring.compact();
+    }
+    const db = new Database(join(dir, STORE_FILE), { readonly: true });
+    const levels = db.prepare('SELECT series_id, level, count(*) AS n, min(rows) AS minRows, max(rows) AS maxRows FROM chunks GROUP BY 1, 2').all() as {
+      series_id: number;
+      level: number;
+      n: number;
+      minRows: number;
+      maxRows: number;
+    }[];
+    for (const series of [1, 2]) {
+      const sealed = levels.find((l) => l.series_id === series && l.level === 2)!;
+      // 1500 rows per series: sealed chunks are full, and every full chunk is sealed.
+      expect(sealed).toMatchObject({ minRows: 64, maxRows: 64 });
+      expect(sealed.n).toBeGreaterThanOrEqual(20);
+      const open = levels.find((l) => l.series_id === series && l.level === 1);
+      // Open chunks form a short stack of shrinking sizes: a few, never a full one.
+      expect(open?.n ?? 0).toBeLessThanOrEqual(5);
+      expect(open?.maxRows ?? 0).toBeLessThan(64);
+      expect(levels.find((l) => l.series_id === series && l.level === 0)?.n ?? 0).toBeLessThan(16);
+    }
+    db.close();
+    expect(dump(ring)).toEqual(expected(points));
+    ring.close();
+    ring = SqliteRing.open(options(dir, { maxChunkRows: 64 }));
+    expect(dump(ring)).toEqual(expected(points));
+    ring.close();
+  });
+
+  it('plans merges like a merge sort: fresh chunks together, then a chunk into one at most twice its size', () => {
+    const c = (id: number, level: number, rows: number) => ({ id, level, rows });
+    const ids = (plan: { id: number }[][]) => plan.map((seg) => seg.map((x) => x.id));
+    // 2000 open + 80 fresh (in two chunks): too small to join the 2000 yet.
+    expect(ids(mergePlan([c(1, 1, 2000), c(2, 0, 40), c(3, 0, 40)], false))).toEqual([[1], [2, 3]]);
+    // 300 open + 160 fresh: 300 ≤ 2·160, one segment.
+    expect(ids(mergePlan([c(1, 1, 300), c(2, 0, 80), c(3, 0, 80)], false))).toEqual([[1, 2, 3]]);
+    // 900, 300 open + 160 fresh: 300 joins the fresh ones, then 900 ≤ 2·460 joins too.
+    expect(ids(mergePlan([c(1, 1, 900), c(2, 1, 300), c(3, 0, 80), c(4, 0, 80)], false))).toEqual([[1, 2, 3, 4]]);
+    expect(ids(mergePlan([c(1, 1, 2000), c(2, 1, 300), c(3, 0, 5)], true))).toEqual([[1, 2, 3]]);
+  });
+
+  it('seals the full level-1 chunks of a store written before sealing existed, once', async () => {
+    const dir = tmpDir();
+    let ring = SqliteRing.open(options(dir, { maxChunkRows: 64 }));
+    const points = makePoints(1000, 1);
+    for (let i = 0; i < points.length; i += 100) await ring.write(points.slice(i, i + 100));
+    ring.compact({ force: true });
+    ring.close();
+    // What an older sluice left: full chunks at level 1 and no record of sealing.
+    const db = new Database(join(dir, STORE_FILE));
+    db.prepare('UPDATE chunks SET level = 1 WHERE level = 2').run();
+    db.prepare("DELETE FROM meta WHERE key = 'sealed_levels'").run();
+    db.close();
+    ring = SqliteRing.open(options(dir, { maxChunkRows: 64 }));
+    ring.close();
+    const after = new Database(join(dir, STORE_FILE), { readonly: true });
+    expect(after.prepare('SELECT count(*) FROM chunks WHERE level = 1 AND rows >= 64').pluck().get()).toBe(0);
+    expect(after.prepare('SELECT count(*) FROM chunks WHERE level = 2').pluck().get()).toBe(15);
+    after.close();
+    ring = SqliteRing.open(options(dir, { maxChunkRows: 64 }));
+    expect(dump(ring)).toEqual(expected(points));
+    ring.close();
+  });
+
+  it('a compaction pass stops at its time budget and the next pass does the rest', async () => {
+    const ring = SqliteRing.open(options(tmpDir()));
+    const points = makePoints(20 * 40, 40);
+    for (let i = 0; i < points.length; i += 40) await ring.write(points.slice(i, i + 40));
+    const before = ring.status().chunks;
+    expect(ring.compact({ budgetMs: 0 })).toBe(0);
+    expect(ring.status().chunks).toBe(before);
+    expect(ring.compact()).toBe(40);
+    expect(ring.status().chunks).toBe(40);
     expect(dump(ring)).toEqual(expected(points));
     ring.close();
   });

@@ -17,11 +17,18 @@ import type { AgentProbe } from '../http/probe.js';
 import type { AgentView, ControlView } from '../http/view.js';
 
 /** How often level-0 chunks are merged into compressed level-1 chunks. */
-const COMPACT_EVERY_MS = 2_000;
+const COMPACT_EVERY_MS = 1_000;
 /** How often closed windows are rolled up; queries fill in newer windows from raw data meanwhile. */
-const ROLLUP_EVERY_MS = 2_000;
-/** Series compacted or rolled up per pass: passes stay short however many series there are. */
+const ROLLUP_EVERY_MS = 1_000;
+/** Series compacted or rolled up per pass: bounds what one pass loads however many series there are. */
 const MAINTENANCE_SERIES_PER_PASS = 200;
+/**
+ * Time one compaction pass may take. The store is synchronous (better-sqlite3) and shares the event
+ * loop with the inputs: a long pass delays polls and timestamps, so passes are short and frequent.
+ */
+const COMPACT_BUDGET_MS = 40;
+/** Time one rollup pass may take, for the same reason (an hour closing recomputes an hour of raw data per series). */
+const ROLLUP_BUDGET_MS = 40;
 /** When retention runs (node-cron): every five minutes. */
 const RETENTION_SCHEDULE = '*/5 * * * *';
 
@@ -58,7 +65,7 @@ export class Agent {
     // Before the inputs: their first points already pass the rules.
     this.rules = this.createRules(config);
     await this.rules?.start();
-    for (const [id, inputConfig] of Object.entries(config.inputs)) this.inputs.set(id, this.createInputFor(id, inputConfig));
+    for (const [id, inputConfig] of Object.entries(config.inputs)) this.inputs.set(id, await this.createInputFor(id, inputConfig));
     for (const [id, input] of this.inputs) {
       await input.start();
       this.log.debug({ input: id }, 'input started');
@@ -89,7 +96,7 @@ export class Agent {
     });
   }
 
-  private createInputFor(id: string, inputConfig: InputConfig): Input {
+  private createInputFor(id: string, inputConfig: InputConfig): Promise<Input> {
     const log = this.log.child({ input: id, type: inputConfig.type });
     return createInput(id, inputConfig, { id, log, sink: this.sinkFor(), agentId: this.options.config.agent.id, dataDir: this.options.ring.dataDir });
   }
@@ -97,7 +104,7 @@ export class Agent {
   private async startOutput(id: string, outputConfig: OutputConfig): Promise<void> {
     const { config } = this.options;
     const log = this.log.child({ output: id, type: outputConfig.type });
-    const output = createOutput(id, outputConfig, { id, log, agentId: config.agent.id });
+    const output = await createOutput(id, outputConfig, { id, log, agentId: config.agent.id });
     const source = sourceFor(this.ring, id, outputConfig.resolution, config.aggregate.functions);
     const sync = new OutputSync({ id, output, source, log, settings: syncSettings(outputConfig) });
     this.outputs.set(id, sync);
@@ -158,7 +165,7 @@ export class Agent {
       await this.rules?.start();
     }
     for (const id of plan.inputs.start) {
-      const input = this.createInputFor(id, next.inputs[id]);
+      const input = await this.createInputFor(id, next.inputs[id]);
       this.inputs.set(id, input);
       await input.start();
     }
@@ -181,7 +188,7 @@ export class Agent {
   private rollUp(): void {
     try {
       // A bounded share of the series per pass keeps each pass short and its garbage small.
-      this.ring.rollUp({ maxSeries: MAINTENANCE_SERIES_PER_PASS });
+      this.ring.rollUp({ maxSeries: MAINTENANCE_SERIES_PER_PASS, budgetMs: ROLLUP_BUDGET_MS });
     } catch (err) {
       this.log.error({ err }, 'rollup failed; will retry');
     }
@@ -204,7 +211,7 @@ export class Agent {
 
   private compact(): void {
     try {
-      this.ring.compact({ maxSeries: MAINTENANCE_SERIES_PER_PASS });
+      this.ring.compact({ maxSeries: MAINTENANCE_SERIES_PER_PASS, budgetMs: COMPACT_BUDGET_MS });
     } catch (err) {
       this.log.error({ err }, 'compaction failed; will retry');
     }

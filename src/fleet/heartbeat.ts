@@ -5,7 +5,7 @@
 //         it when the gateway drops off without saying goodbye, and a clean stop publishes the same.
 //   HTTP: POST of the same JSON to fleet.heartbeat.url.
 // Quiet in steady state: a failure is logged when it starts and when it ends, not at every beat.
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { Logger } from '../core/component.js';
 import type { FleetConfig } from './schema.js';
 
@@ -20,6 +20,8 @@ export interface HeartbeatStatus {
 export class Heartbeat {
   readonly status: HeartbeatStatus = { last_ms: null, error: null };
   private client: MqttClient | undefined;
+  /** Settles once mqtt.js is loaded and the client made (loaded only when the heartbeat uses MQTT). */
+  private connecting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly topic: string | undefined;
   private failing = new Set<string>();
@@ -41,19 +43,23 @@ export class Heartbeat {
   start(): void {
     if (!this.enabled) return;
     const m = this.cfg.heartbeat.mqtt;
-    if (m && this.topic) {
-      this.client = connect(m.url, {
-        clientId: `sluice-${this.agentId}-status`,
-        username: m.username,
-        password: m.password,
-        clean: true,
-        reconnectPeriod: 5_000,
-        connectTimeout: 10_000,
-        will: { topic: this.topic, payload: Buffer.from(JSON.stringify({ agent_id: this.agentId, online: false })), qos: 1, retain: true },
-      });
-      this.client.on('error', (err) => this.failed('mqtt', err));
-      // The first report goes out as soon as the broker is there, not one interval later.
-      this.client.on('connect', () => this.publishMqtt());
+    const topic = this.topic;
+    if (m && topic) {
+      this.connecting = import('mqtt').then(({ connect }) => {
+        if (this.stopped) return;
+        this.client = connect(m.url, {
+          clientId: `sluice-${this.agentId}-status`,
+          username: m.username,
+          password: m.password,
+          clean: true,
+          reconnectPeriod: 5_000,
+          connectTimeout: 10_000,
+          will: { topic, payload: Buffer.from(JSON.stringify({ agent_id: this.agentId, online: false })), qos: 1, retain: true },
+        });
+        this.client.on('error', (err) => this.failed('mqtt', err));
+        // The first report goes out as soon as the broker is there, not one interval later.
+        this.client.on('connect', () => this.publishMqtt());
+      }, (err: unknown) => this.failed('mqtt', err));
     }
     this.beat();
     this.timer = setInterval(() => this.beat(), this.cfg.interval);
@@ -103,6 +109,7 @@ export class Heartbeat {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    await this.connecting;
     const client = this.client;
     this.client = undefined;
     if (!client) return;

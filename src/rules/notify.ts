@@ -4,7 +4,7 @@
 // slows ingestion. Delivery is at-least-once: a retry after a lost acknowledgement repeats an alert,
 // and the payload's `id` lets a receiver drop the repeat.
 import { readFileSync } from 'node:fs';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../core/component.js';
 import { Unsigned, type FieldValue } from '../core/point.js';
 import { VERSION } from '../version.js';
@@ -321,6 +321,9 @@ function within<T>(promise: Promise<T>, ms: number, signal: AbortSignal, what: s
 
 export class MqttTransport implements Transport {
   private client: MqttClient | undefined;
+  /** Settles once mqtt.js is loaded and the client made (or not, when closed first). */
+  private opening: Promise<void> | undefined;
+  private closed = false;
   private lastConnectError: string | undefined;
 
   constructor(
@@ -330,6 +333,16 @@ export class MqttTransport implements Transport {
   ) {}
 
   start(): void {
+    // mqtt.js is loaded only by agents whose alerts use it: it costs a few MB a gateway may not spare.
+    this.opening = import('mqtt').then(
+      ({ connect }) => {
+        if (!this.closed) this.open(connect);
+      },
+      (err: unknown) => this.log.error({ err }, 'alerts: cannot load the MQTT client'),
+    );
+  }
+
+  private open(connect: typeof import('mqtt').connect): void {
     const c = this.config;
     const options: IClientOptions = {
       clientId: c.client_id ?? `sluice-${this.agentId}-alerts`,
@@ -373,6 +386,7 @@ export class MqttTransport implements Transport {
   }
 
   async send(payload: AlertPayload, signal: AbortSignal): Promise<void> {
+    await this.opening;
     const client = this.client;
     if (!client) throw new NotifyError('mqtt: not started', true);
     await this.connected(client, signal);
@@ -386,6 +400,8 @@ export class MqttTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.opening;
     const client = this.client;
     this.client = undefined;
     if (!client) return;

@@ -51,11 +51,21 @@ export function containsId(ranges: readonly IdRange[], id: number): boolean {
   return false;
 }
 
-/** An SQL condition on column `col` selecting ids outside the ranges, with its parameters. */
+/**
+ * An SQL condition on column `col` selecting ids outside the ranges, with its parameters. Spelled as
+ * the gaps between the ranges (id < a1 OR id BETWEEN b1+1 AND a2-1 OR … OR id > bn), not as NOT
+ * BETWEEN terms: SQLite answers each gap with a range search on the primary key, so counting a backlog
+ * reads the unsent chunks, not every chunk the store holds.
+ */
 export function outsideRangesSql(col: string, ranges: readonly IdRange[]): { sql: string; params: number[] } {
   if (ranges.length === 0) return { sql: '1', params: [] };
-  return {
-    sql: ranges.map(() => `${col} NOT BETWEEN ? AND ?`).join(' AND '),
-    params: ranges.flatMap(([a, b]) => [a, b]),
-  };
+  const terms = [`${col} < ?`];
+  const params = [ranges[0][0]];
+  for (let i = 1; i < ranges.length; i++) {
+    terms.push(`${col} BETWEEN ? AND ?`);
+    params.push(ranges[i - 1][1] + 1, ranges[i][0] - 1);
+  }
+  terms.push(`${col} > ?`);
+  params.push(ranges[ranges.length - 1][1]);
+  return { sql: `(${terms.join(' OR ')})`, params };
 }

@@ -12,8 +12,11 @@
 // Writes: points wait in memory for the next group commit (`commit_interval`), which writes one small
 // level-0 chunk per series in one transaction and then resolves every waiting writer: that is the
 // moment a point is durable. Compaction later merges a series' level-0 chunks into level-1 chunks of up
-// to `maxChunkRows` rows, so steady-state compression is that of large chunks. Bulk import writes
-// level-1 chunks directly.
+// to `maxChunkRows` rows, so steady-state compression is that of large chunks; a chunk that reaches
+// `maxChunkRows` is sealed (level 2) and never rewritten. Open level-1 chunks are merged like runs in
+// a merge sort (a chunk merges with the one before it once it is at least half its size), so a row is
+// rewritten about 7 times on its way into a sealed chunk rather than ~26 times when every pass rewrote
+// the series' newest chunk. Bulk import writes level-1 and sealed chunks directly.
 //
 // Durability: journal_mode=WAL with synchronous=FULL, so every commit fsyncs the WAL. kill -9 never
 // loses a committed point; a power cut loses at most the points still waiting for their group commit
@@ -51,6 +54,12 @@ export interface RingOptions {
   maxPendingValues?: number;
   /** Rollup windows (aggregate.windows), shortest first, each a multiple of the one before. */
   rollupWindowsMs?: readonly number[];
+  /**
+   * SQLite's page cache for this connection. better-sqlite3 builds SQLite with a 16 MB default, which
+   * a store larger than that fills over minutes (steady RSS growth on a small box); the hot pages (the
+   * B-tree interiors, the newest chunks the compactor rereads) fit in far less.
+   */
+  cacheBytes?: number;
   /** Called once per condition worth a log line (the agent passes its logger). */
   onWarning?: (message: string, details?: Record<string, unknown>) => void;
 }
@@ -147,6 +156,14 @@ const DEFAULT_MAX_PENDING_VALUES = 250_000;
 const LEASE_MAX_SKIPPED = 5000;
 /** A series is compacted once it has this many level-0 chunks. */
 const COMPACT_MIN_L0 = 16;
+/** Chunk levels: fresh from a group commit, compacted but still open to merges, full and final. */
+const LEVEL_FRESH = 0;
+const LEVEL_OPEN = 1;
+const LEVEL_SEALED = 2;
+/** An open chunk merges with the open chunk before it once it holds at least 1/MERGE_RATIO of its rows. */
+const MERGE_RATIO = 2;
+/** See RingOptions.cacheBytes. */
+const DEFAULT_CACHE_BYTES = 2 * 1024 * 1024;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, measurement TEXT NOT NULL,
@@ -162,9 +179,14 @@ CREATE TABLE IF NOT EXISTS chunks(
   level INTEGER NOT NULL,
   tier INTEGER NOT NULL DEFAULT 0,
   data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_series_time ON chunks(series_id, tier, min_us);
+-- A series' chunks by end time: reading a recent range (rollups, live queries) touches the chunks that
+-- end in it, not the series' whole history. min_us rides along so the overlap test needs no table row.
+DROP INDEX IF EXISTS chunks_series_time;
+CREATE INDEX IF NOT EXISTS chunks_series_end ON chunks(series_id, tier, max_us, min_us);
 CREATE INDEX IF NOT EXISTS chunks_tier_time ON chunks(tier, max_us);
 CREATE INDEX IF NOT EXISTS chunks_max_time ON chunks(max_us);
+-- The chunks compaction may still merge: a few per series, however much history the store holds.
+CREATE INDEX IF NOT EXISTS chunks_open ON chunks(series_id, tier, level, rows) WHERE level < 2;
 CREATE TABLE IF NOT EXISTS rollup_dirty(tier INTEGER NOT NULL, series_id INTEGER NOT NULL, from_us INTEGER NOT NULL, to_us INTEGER NOT NULL,
   PRIMARY KEY(tier, series_id, from_us, to_us)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors(
@@ -177,6 +199,37 @@ CREATE TABLE IF NOT EXISTS cursors(
   rolled_up_unsent INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS drops(reason TEXT PRIMARY KEY, points INTEGER NOT NULL, vals INTEGER NOT NULL);
 `;
+
+/**
+ * Which consecutive chunks of one run to merge: all fresh chunks in a row become one segment; then, as
+ * in a merge sort's run stack, a segment merges with the one before it while that one holds at most
+ * MERGE_RATIO times its rows (`force`: always). Open chunks thus form a short stack of shrinking sizes
+ * and each row is rewritten a logarithmic number of times. Segments of one chunk stay as they are.
+ */
+export function mergePlan<C extends { level: number; rows: number }>(run: readonly C[], force: boolean): C[][] {
+  const stack: { chunks: C[]; rows: number }[] = [];
+  for (let i = 0; i < run.length; ) {
+    const segment = { chunks: [run[i]], rows: run[i].rows };
+    if (run[i].level === LEVEL_FRESH) {
+      while (i + 1 < run.length && run[i + 1].level === LEVEL_FRESH) {
+        i++;
+        segment.chunks.push(run[i]);
+        segment.rows += run[i].rows;
+      }
+    }
+    i++;
+    stack.push(segment);
+    while (stack.length >= 2) {
+      const top = stack[stack.length - 1];
+      const below = stack[stack.length - 2];
+      if (!force && below.rows > MERGE_RATIO * top.rows) break;
+      below.chunks.push(...top.chunks);
+      below.rows += top.rows;
+      stack.pop();
+    }
+  }
+  return stack.map((s) => s.chunks);
+}
 
 export class SqliteRing {
   readonly file: string;
@@ -212,6 +265,7 @@ export class SqliteRing {
       commitIntervalMs: options.commitIntervalMs,
       maxChunkRows: options.maxChunkRows ?? DEFAULT_MAX_CHUNK_ROWS,
       maxPendingValues: options.maxPendingValues ?? DEFAULT_MAX_PENDING_VALUES,
+      cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
       rollupWindowsMs: [...(options.rollupWindowsMs ?? storedWindows(db))].sort((a, b) => a - b),
       onWarning: options.onWarning,
     };
@@ -241,6 +295,7 @@ export class SqliteRing {
         throw new StoreOpenError(file, 'is an SQLite database but not a sluice store', 'Point --data-dir at a sluice data directory, or move this file away.');
       }
       db.pragma('busy_timeout = 10000');
+      db.pragma(`cache_size = ${-Math.max(64, Math.round((options.cacheBytes ?? DEFAULT_CACHE_BYTES) / 1024))}`);
       if (!readonly) {
         const check = db.pragma('quick_check', { simple: true }) as string;
         if (check !== 'ok') throw new Error(`integrity check failed: ${check}`);
@@ -261,6 +316,7 @@ export class SqliteRing {
       if (!readonly) {
         ring.applyWalBudget();
         ring.markNewTiers();
+        ring.sealFullChunks();
       }
       return ring;
     } catch (err) {
@@ -391,7 +447,8 @@ export class SqliteRing {
         bytes += encoded.length + 48; // row header, rowid and index entries
         values += groupValueCount(part);
         rows += part.timesUs.length;
-        inserts.push({ seriesKey: key, insert: { group: part, level, tier }, bytes: encoded });
+        const partLevel = level === LEVEL_FRESH ? LEVEL_FRESH : part.timesUs.length >= this.opts.maxChunkRows ? LEVEL_SEALED : LEVEL_OPEN;
+        inserts.push({ seriesKey: key, insert: { group: part, level: partLevel, tier }, bytes: encoded });
       }
     }
     const tx = this.db.transaction(() => {
@@ -443,6 +500,18 @@ export class SqliteRing {
         }
       }
       this.sql("INSERT OR REPLACE INTO meta(key, value) VALUES ('rollup_windows_ms', ?)").run(JSON.stringify(this.opts.rollupWindowsMs));
+    })();
+  }
+
+  /**
+   * Stores written before chunks were sealed hold their full chunks at level 1: seal them once, so
+   * compaction's index of open chunks stays a few entries per series.
+   */
+  private sealFullChunks(): void {
+    if (this.sql("SELECT 1 FROM meta WHERE key = 'sealed_levels'").get() !== undefined) return;
+    this.db.transaction(() => {
+      this.sql('UPDATE chunks SET level = ? WHERE level = ? AND rows >= ?').run(LEVEL_SEALED, LEVEL_OPEN, this.opts.maxChunkRows);
+      this.sql("INSERT INTO meta(key, value) VALUES ('sealed_levels', '1')").run();
     })();
   }
 
@@ -579,83 +648,105 @@ export class SqliteRing {
   // ------------------------------------------------------------- compaction
 
   /**
-   * Merges level-0 chunks into level-1 chunks. Chunks are only merged with chunks that every output
-   * has treated alike (all sent or all unsent), and never while leased, so delivery state survives.
-   * Returns the number of series compacted.
+   * Merges a series' fresh (level-0) chunks into one open chunk, and open chunks with each other as
+   * MERGE_RATIO says (`force`: every mergeable chunk into one). Chunks are only merged with chunks that
+   * every output has treated alike (all sent or all unsent), and never while leased, so delivery state
+   * survives. Returns the number of series compacted.
    */
-  compact(options: { force?: boolean; maxSeries?: number } = {}): number {
+  compact(options: { force?: boolean; maxSeries?: number; budgetMs?: number } = {}): number {
     if (this.readonly) return 0;
-    const minL0 = options.force ? 2 : COMPACT_MIN_L0;
-    const candidates = this.db
-      .prepare('SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ? ORDER BY n DESC LIMIT ?')
-      .all(minL0, this.opts.maxChunkRows, options.maxSeries ?? -1) as { id: number; tier: number; n: number; r: number }[];
+    // `level < 2` spelled out so SQLite uses the partial index chunks_open (it does not infer it from level = 0).
+    const candidates = (
+      options.force
+        ? this.sql('SELECT series_id AS id, tier, count(*) AS n FROM chunks WHERE level < 2 GROUP BY series_id, tier HAVING n >= 2 ORDER BY n DESC LIMIT ?').all(
+            options.maxSeries ?? -1,
+          )
+        : this.sql(
+            'SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level < 2 AND level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ? ORDER BY n DESC LIMIT ?',
+          ).all(COMPACT_MIN_L0, this.opts.maxChunkRows, options.maxSeries ?? -1)
+    ) as { id: number; tier: number }[];
     if (candidates.length === 0) return 0;
     const cursors = this.loadCursors();
     const leased = new Set<number>();
     for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
-    const selectChunks = this.sql(
-      'SELECT id, level, rows, data FROM chunks WHERE series_id = ? AND tier = ? AND (level = 0 OR id = (SELECT max(id) FROM chunks WHERE series_id = ? AND tier = ? AND level = 1)) ORDER BY id',
-    );
-    const insertWithId = this.sql('INSERT INTO chunks(id, series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     let compacted = 0;
-    for (const cand of candidates) {
-      const tx = this.db.transaction(() => {
-        const chunks = selectChunks.all(cand.id, cand.tier, cand.id, cand.tier) as { id: number; level: number; rows: number; data: Uint8Array }[];
-        // Runs of consecutive chunks with the same delivery signature can merge.
-        const runs: (typeof chunks)[] = [];
-        let lastSig = '';
-        for (const c of chunks) {
-          if (leased.has(c.id)) {
-            lastSig = '';
-            runs.push([]);
-            continue;
-          }
-          if (c.level === 1 && c.rows >= this.opts.maxChunkRows) continue;
-          // An output's live mark splits runs too, so no merge moves data between its lanes.
-          const sig = cursors.map((cur) => (containsId(cur.ranges, c.id) ? '1' : '0') + (c.id > (this.liveMarks.get(cur.output) ?? Infinity) ? 'L' : '')).join('');
-          if (runs.length === 0 || sig !== lastSig) runs.push([]);
-          runs[runs.length - 1].push(c);
-          lastSig = sig;
-        }
-        let did = false;
-        for (const run of runs) {
-          if (run.length < 2) continue;
-          const builder = new SeriesBuilder();
-          for (const c of run) builder.addGroup(decodeChunk(c.data));
-          const merged = builder.build();
-          for (const c of run) this.stmt.deleteChunk!.run(c.id);
-          const sentBy = cursors.filter((cur) => containsId(cur.ranges, run[0].id));
-          // The merged parts take the run's own (lowest) ids, never new ones: ids are the order outputs
-          // deliver in, and a merge must not move a backlog behind data written after it. A run of n
-          // chunks of at most maxChunkRows rows each never needs more than n parts.
-          const newIds: number[] = [];
-          for (let start = 0; start < merged.timesUs.length; start += this.opts.maxChunkRows) {
-            const part = sliceGroup(merged, start, start + this.opts.maxChunkRows);
-            const info = insertWithId.run(
-              run[newIds.length].id,
-              cand.id,
-              part.timesUs[0],
-              part.timesUs[part.timesUs.length - 1],
-              part.timesUs.length,
-              groupValueCount(part),
-              1,
-              encodeChunk(part),
-              cand.tier,
-            );
-            newIds.push(Number(info.lastInsertRowid));
-          }
-          for (const cur of sentBy) {
-            cur.ranges = addIds(cur.ranges, newIds);
-            this.sql('UPDATE cursors SET ranges = ? WHERE output = ?').run(JSON.stringify(cur.ranges), cur.output);
-          }
-          did = true;
-        }
-        if (did) compacted++;
-      });
-      tx();
-    }
+    const deadline = performance.now() + (options.budgetMs ?? Infinity);
+    // One transaction for the pass: under synchronous=FULL every commit is an fsync, and a pass of a
+    // few hundred series committed one by one stalled the event loop for ~300 ms.
+    this.db.transaction(() => {
+      for (const cand of candidates) {
+        // The time budget keeps a pass short; the candidates left over (most fresh chunks first) come next pass.
+        if (performance.now() > deadline) break;
+        if (this.compactSeries(cand, cursors, leased, options.force ?? false)) compacted++;
+      }
+    })();
     this.checkpointIfLarge();
     return compacted;
+  }
+
+  /** Compacts one series' open and fresh chunks of one tier (see compact); true if anything merged. */
+  private compactSeries(cand: { id: number; tier: number }, cursors: { output: string; ranges: IdRange[] }[], leased: ReadonlySet<number>, force: boolean): boolean {
+    type OpenChunk = { id: number; level: number; rows: number; data: Uint8Array };
+    const chunks = this.sql('SELECT id, level, rows, data FROM chunks WHERE series_id = ? AND tier = ? AND level < 2 ORDER BY id').all(cand.id, cand.tier) as OpenChunk[];
+    // Runs of consecutive chunks with the same delivery signature can merge.
+    const runs: OpenChunk[][] = [];
+    let lastSig = '';
+    for (const c of chunks) {
+      // Leased chunks, and full chunks of stores written before sealing existed, end a run.
+      if (leased.has(c.id) || (c.level === LEVEL_OPEN && c.rows >= this.opts.maxChunkRows)) {
+        lastSig = '';
+        runs.push([]);
+        continue;
+      }
+      // An output's live mark splits runs too, so no merge moves data between its lanes.
+      const sig = cursors.map((cur) => (containsId(cur.ranges, c.id) ? '1' : '0') + (c.id > (this.liveMarks.get(cur.output) ?? Infinity) ? 'L' : '')).join('');
+      if (runs.length === 0 || sig !== lastSig) runs.push([]);
+      runs[runs.length - 1].push(c);
+      lastSig = sig;
+    }
+    let did = false;
+    for (const run of runs) {
+      for (const segment of mergePlan(run, force)) {
+        if (segment.length < 2) continue;
+        this.mergeChunks(cand, segment, cursors);
+        did = true;
+      }
+    }
+    return did;
+  }
+
+  /** Replaces consecutive chunks of one series by their merge, under the same ids (see below). */
+  private mergeChunks(cand: { id: number; tier: number }, segment: readonly { id: number; data: Uint8Array }[], cursors: { output: string; ranges: IdRange[] }[]): void {
+    const builder = new SeriesBuilder();
+    for (const c of segment) builder.addGroup(decodeChunk(c.data));
+    const merged = builder.build();
+    for (const c of segment) this.stmt.deleteChunk!.run(c.id);
+    const sentBy = cursors.filter((cur) => containsId(cur.ranges, segment[0].id));
+    // The merged parts take the segment's own (lowest) ids, never new ones: ids are the order outputs
+    // deliver in, and a merge must not move a backlog behind data written after it. n chunks of at
+    // most maxChunkRows rows each never need more than n parts.
+    const insertWithId = this.sql('INSERT INTO chunks(id, series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const newIds: number[] = [];
+    for (let start = 0; start < merged.timesUs.length; start += this.opts.maxChunkRows) {
+      const part = sliceGroup(merged, start, start + this.opts.maxChunkRows);
+      const rows = part.timesUs.length;
+      const info = insertWithId.run(
+        segment[newIds.length].id,
+        cand.id,
+        part.timesUs[0],
+        part.timesUs[rows - 1],
+        rows,
+        groupValueCount(part),
+        rows >= this.opts.maxChunkRows ? LEVEL_SEALED : LEVEL_OPEN,
+        encodeChunk(part),
+        cand.tier,
+      );
+      newIds.push(Number(info.lastInsertRowid));
+    }
+    for (const cur of sentBy) {
+      cur.ranges = addIds(cur.ranges, newIds);
+      this.sql('UPDATE cursors SET ranges = ? WHERE output = ?').run(JSON.stringify(cur.ranges), cur.output);
+    }
   }
 
   // ---------------------------------------------------------------- reading
@@ -748,11 +839,13 @@ export class SqliteRing {
    * `untilUs` asks for everything starting at or before it (eviction does, before deleting raw data).
    * Returns the number of windows written.
    */
-  rollUp(opts: { nowUs?: number; untilUs?: number; seriesId?: number; maxSeries?: number } = {}): number {
+  rollUp(opts: { nowUs?: number; untilUs?: number; seriesId?: number; maxSeries?: number; budgetMs?: number } = {}): number {
     const tiers = this.opts.rollupWindowsMs;
     if (this.readonly || tiers.length === 0) return 0;
     const now = opts.nowUs ?? Date.now() * 1000;
     let written = 0;
+    // Between series, not inside one: a series' dirty ranges are taken out and recomputed together.
+    const deadline = performance.now() + (opts.budgetMs ?? Infinity);
     const run = () => {
       for (let ti = 0; ti < tiers.length; ti++) {
         const tier = tiers[ti];
@@ -763,6 +856,7 @@ export class SqliteRing {
             ? (this.sql('SELECT DISTINCT series_id FROM rollup_dirty WHERE tier = ? AND from_us <= ? LIMIT ?').pluck().all(tier, lastStart, opts.maxSeries ?? -1) as number[])
             : [opts.seriesId];
         for (const seriesId of seriesIds) {
+          if (performance.now() > deadline) return;
           const ranges = this.dirtyRanges(seriesId, tier, -Number.MAX_SAFE_INTEGER, lastStart + 1);
           if (ranges.length === 0) continue;
           // Take the ranges out; what lies beyond lastStart (windows still open) goes back in.
@@ -889,11 +983,12 @@ export class SqliteRing {
       if (first !== null && ranges[0][0] <= Math.max(first, minId)) minId = ranges[0][1] + 1;
     }
     const where = outsideRangesSql('c.id', ranges);
-    // Metadata first, blobs only for the chunks taken: skipped chunks cost no I/O.
+    // Metadata first, blobs only for the chunks taken: skipped chunks cost no I/O. `+c.tier` keeps
+    // SQLite off the tier index (every chunk of the tier, then a sort): the walk follows the id order.
     const rows = this.db
       .prepare(
         `SELECT c.id, c.rows, c.vals, c.min_us, s.key FROM chunks c JOIN series s ON s.id = c.series_id
-         WHERE ${where.sql} AND c.tier = ? AND c.id >= ? AND c.id <= ? ORDER BY c.id ${opts.order === 'oldest' ? 'ASC' : 'DESC'}`,
+         WHERE ${where.sql} AND +c.tier = ? AND c.id >= ? AND c.id <= ? ORDER BY c.id ${opts.order === 'oldest' ? 'ASC' : 'DESC'}`,
       )
       .iterate(...where.params, tier, minId, opts.maxId ?? Number.MAX_SAFE_INTEGER) as IterableIterator<{ id: number; rows: number; vals: number; min_us: number; key: string }>;
     const dataOf = this.sql('SELECT data FROM chunks WHERE id = ?').pluck();
@@ -978,7 +1073,8 @@ export class SqliteRing {
     if (!row) return { backlog_points: 0, backlog_values: 0, oldest_unsent_ms: null, last_success_ms: null, sent_points: 0, rejected_points: 0, lost_unsent_points: 0 };
     const where = outsideRangesSql('id', JSON.parse(row.ranges) as IdRange[]);
     const backlog = this.db
-      .prepare(`SELECT coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest FROM chunks WHERE tier = ? AND ${where.sql}`)
+      // `+tier`: the unsent id ranges are the narrow search, not the tier (see outsideRangesSql).
+      .prepare(`SELECT coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest FROM chunks WHERE +tier = ? AND ${where.sql}`)
       .get(row.tier, ...where.params) as { points: number; vals: number; oldest: number | null };
     return {
       backlog_points: backlog.points,
