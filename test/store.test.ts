@@ -170,6 +170,38 @@ describe('SqliteRing', () => {
     ring.close();
   });
 
+  it('keeps per-tier totals through writes, compaction and eviction, and counts an older store once', async () => {
+    const dir = tmpDir();
+    let ring = SqliteRing.open(options(dir, { maxBytes: 1 * MiB, maxChunkRows: 256 }));
+    const scan = () => {
+      const db = new Database(join(dir, STORE_FILE), { readonly: true });
+      const row = db.prepare('SELECT count(*) AS chunks, sum(rows) AS points, sum(vals) AS vals FROM chunks WHERE tier = 0').get();
+      db.close();
+      return row;
+    };
+    const writer = new BulkWriter(ring, 1024);
+    for (let batch = 0; batch < 40; batch++) writer.add(makePoints(5000, 10, batch + 7, 1_700_000_000_000 + batch * 500_000));
+    writer.finish();
+    const live = makePoints(3000, 3, 1, 1_700_100_000_000);
+    for (let i = 0; i < live.length; i += 30) {
+      await ring.write(live.slice(i, i + 30));
+      ring.compact();
+    }
+    const status = ring.status();
+    expect(status.dropped.dropped_oldest).toBeGreaterThan(0);
+    expect({ chunks: status.chunks, points: status.points, vals: status.values }).toEqual(scan());
+    ring.close();
+    // What an older sluice left: no totals table, no triggers.
+    const db = new Database(join(dir, STORE_FILE));
+    db.exec("DROP TRIGGER chunks_total_insert; DROP TRIGGER chunks_total_delete; DROP TABLE tier_totals; DELETE FROM meta WHERE key = 'tier_totals'");
+    db.close();
+    ring = SqliteRing.open(options(dir, { maxBytes: 1 * MiB, maxChunkRows: 256 }));
+    await ring.write(makePoints(300, 3, 2, 1_800_000_000_000));
+    const after = ring.status();
+    expect({ chunks: after.chunks, points: after.points, vals: after.values }).toEqual(scan());
+    ring.close();
+  });
+
   it('a compaction pass stops at its time budget and the next pass does the rest', async () => {
     const ring = SqliteRing.open(options(tmpDir()));
     const points = makePoints(20 * 40, 40);

@@ -198,7 +198,19 @@ CREATE TABLE IF NOT EXISTS cursors(
   tier INTEGER NOT NULL DEFAULT 0,
   rolled_up_unsent INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS drops(reason TEXT PRIMARY KEY, points INTEGER NOT NULL, vals INTEGER NOT NULL);
+-- Running totals per tier, kept by triggers in the writing transaction: status answers without reading
+-- every chunk (a scan of a 1 GB store per status request would stall the agent).
+CREATE TABLE IF NOT EXISTS tier_totals(tier INTEGER PRIMARY KEY, chunks INTEGER NOT NULL, rows INTEGER NOT NULL, vals INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS chunks_total_insert AFTER INSERT ON chunks BEGIN
+  INSERT INTO tier_totals(tier, chunks, rows, vals) VALUES (NEW.tier, 1, NEW.rows, NEW.vals)
+    ON CONFLICT(tier) DO UPDATE SET chunks = chunks + 1, rows = rows + excluded.rows, vals = vals + excluded.vals;
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_total_delete AFTER DELETE ON chunks BEGIN
+  UPDATE tier_totals SET chunks = chunks - 1, rows = rows - OLD.rows, vals = vals - OLD.vals WHERE tier = OLD.tier;
+END;
 `;
+/** Chunks looked at for a tier's oldest time: the earliest-ending ones (what eviction removes first). */
+const OLDEST_PROBE_CHUNKS = 64;
 
 /**
  * Which consecutive chunks of one run to merge: all fresh chunks in a row become one segment; then, as
@@ -251,6 +263,8 @@ export class SqliteRing {
   private readonly statements = new Map<string, Database.Statement>();
   /** Whether the caller named the rollup windows (else the store's recorded ones are kept). */
   private readonly explicitWindows: boolean;
+  /** Whether tier_totals is kept by this store's triggers (see countTotals). */
+  private totalsKept = false;
   private readonly stmt: ReturnType<SqliteRing['prepareStatements']>;
 
   private constructor(db: Database.Database, file: string, options: RingOptions) {
@@ -317,7 +331,9 @@ export class SqliteRing {
         ring.applyWalBudget();
         ring.markNewTiers();
         ring.sealFullChunks();
+        ring.countTotals();
       }
+      ring.totalsKept = ring.sql("SELECT 1 FROM meta WHERE key = 'tier_totals'").get() !== undefined;
       return ring;
     } catch (err) {
       db.close();
@@ -507,6 +523,16 @@ export class SqliteRing {
    * Stores written before chunks were sealed hold their full chunks at level 1: seal them once, so
    * compaction's index of open chunks stays a few entries per series.
    */
+  /** Stores from before tier_totals existed: count once, the triggers keep it from then on. */
+  private countTotals(): void {
+    if (this.sql("SELECT 1 FROM meta WHERE key = 'tier_totals'").get() !== undefined) return;
+    this.db.transaction(() => {
+      this.sql('DELETE FROM tier_totals').run();
+      this.sql('INSERT INTO tier_totals(tier, chunks, rows, vals) SELECT tier, count(*), sum(rows), sum(vals) FROM chunks GROUP BY tier').run();
+      this.sql("INSERT INTO meta(key, value) VALUES ('tier_totals', '1')").run();
+    })();
+  }
+
   private sealFullChunks(): void {
     if (this.sql("SELECT 1 FROM meta WHERE key = 'sealed_levels'").get() !== undefined) return;
     this.db.transaction(() => {
@@ -1090,9 +1116,9 @@ export class SqliteRing {
   // ---------------------------------------------------------------- status
 
   status(): StoreStatus {
-    const totals = this.db
-      .prepare('SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS points, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks WHERE tier = 0')
-      .get() as { chunks: number; points: number; vals: number; oldest: number | null; newest: number | null };
+    const tiers = this.tierTotals();
+    const raw = tiers.find((t) => t.tier === 0);
+    const totals = { chunks: raw?.chunks ?? 0, points: raw?.rows ?? 0, vals: raw?.vals ?? 0, oldest: raw?.oldest ?? null, newest: raw?.newest ?? null };
     const series = this.sql('SELECT count(*) FROM series').pluck().get() as number;
     const dropped: Record<string, number> = {};
     const droppedValues: Record<string, number> = {};
@@ -1118,15 +1144,28 @@ export class SqliteRing {
       dropped,
       dropped_values: droppedValues,
       outputs,
-      tiers: this.tierStatus(),
-      runway_s: this.runwaySeconds(),
+      tiers: this.tierStatus(tiers),
+      runway_s: this.runwaySeconds(tiers.reduce((n, t) => n + t.vals, 0)),
     };
   }
 
-  private tierStatus(): Record<string, TierStatus> {
-    const rows = this.db
-      .prepare('SELECT tier, count(*) AS chunks, coalesce(sum(rows), 0) AS rows, coalesce(sum(vals), 0) AS vals, min(min_us) AS oldest, max(max_us) AS newest FROM chunks GROUP BY tier ORDER BY tier')
-      .all() as { tier: number; chunks: number; rows: number; vals: number; oldest: number | null; newest: number | null }[];
+  /**
+   * Chunks, rows and values per tier, with the tier's time span: from the running totals when this
+   * store keeps them (a read-only look at an older store counts). The newest time is exact (an index);
+   * the oldest is the oldest point of the earliest-ending chunks, exact unless chunks overlap widely.
+   */
+  private tierTotals(): { tier: number; chunks: number; rows: number; vals: number; oldest: number | null; newest: number | null }[] {
+    const counts = (
+      this.totalsKept
+        ? this.sql('SELECT tier, chunks, rows, vals FROM tier_totals WHERE chunks > 0 ORDER BY tier').all()
+        : this.sql('SELECT tier, count(*) AS chunks, sum(rows) AS rows, sum(vals) AS vals FROM chunks GROUP BY tier ORDER BY tier').all()
+    ) as { tier: number; chunks: number; rows: number; vals: number }[];
+    const newest = this.sql('SELECT max(max_us) FROM chunks WHERE tier = ?').pluck();
+    const oldest = this.sql(`SELECT min(min_us) FROM (SELECT min_us FROM chunks WHERE tier = ? ORDER BY max_us LIMIT ${OLDEST_PROBE_CHUNKS})`).pluck();
+    return counts.map((c) => ({ ...c, oldest: oldest.get(c.tier) as number | null, newest: newest.get(c.tier) as number | null }));
+  }
+
+  private tierStatus(rows: ReturnType<SqliteRing['tierTotals']>): Record<string, TierStatus> {
     const out: Record<string, TierStatus> = {};
     for (const r of rows) {
       out[r.tier === 0 ? 'raw' : tierName(r.tier)] = {
@@ -1140,12 +1179,11 @@ export class SqliteRing {
     return out;
   }
 
-  private runwaySeconds(): number | null {
+  private runwaySeconds(allValues: number): number | null {
     const windowS = 600;
     const sinceUs = (Date.now() - windowS * 1000) * 1000;
     // Chunks written recently hold data stamped recently; live data is what fills the cap.
     const recent = this.sql('SELECT coalesce(sum(vals), 0) FROM chunks WHERE tier = 0 AND max_us >= ?').pluck().get(sinceUs) as number;
-    const allValues = this.sql('SELECT coalesce(sum(vals), 0) FROM chunks').pluck().get() as number;
     if (recent === 0 || allValues === 0) return null;
     const bytesPerValue = this.usedBytes() / allValues;
     const free = this.dataBudgetBytes() - this.usedBytes();
