@@ -519,10 +519,6 @@ export class SqliteRing {
     })();
   }
 
-  /**
-   * Stores written before chunks were sealed hold their full chunks at level 1: seal them once, so
-   * compaction's index of open chunks stays a few entries per series.
-   */
   /** Stores from before tier_totals existed: count once, the triggers keep it from then on. */
   private countTotals(): void {
     if (this.sql("SELECT 1 FROM meta WHERE key = 'tier_totals'").get() !== undefined) return;
@@ -533,6 +529,10 @@ export class SqliteRing {
     })();
   }
 
+  /**
+   * Stores written before chunks were sealed hold their full chunks at level 1: seal them once, so
+   * compaction's index of open chunks stays a few entries per series.
+   */
   private sealFullChunks(): void {
     if (this.sql("SELECT 1 FROM meta WHERE key = 'sealed_levels'").get() !== undefined) return;
     this.db.transaction(() => {
