@@ -15,7 +15,7 @@
 // whose label contains it (e.g. "10k points/s, systemd").
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { cpuSeconds, freePort, memoryMb } from './proc.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -27,20 +27,8 @@ const WINDOW_10K_S = Number(process.env.SLUICE_BENCH_AGENT_S ?? 120);
 const WINDOW_1K_S = Math.max(40, Math.round(WINDOW_10K_S / 3));
 const WARMUP_S = 20;
 const START_TRIALS = 5;
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The environment the systemd unit gives the agent (its Environment= lines), so the bench runs it alike. */
 function unitEnvironment() {
@@ -119,11 +107,8 @@ async function timeToFirstPoint(nativeDir) {
 }
 
 function procStatus(pid) {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { rssMb: kb('VmRSS') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024, cpuTicks: Number(fields[11]) + Number(fields[12]) };
+  const m = memoryMb(pid);
+  return { rssMb: m?.rss ?? NaN, anonMb: m?.anon ?? NaN, fileMb: m?.file ?? NaN, cpuS: cpuSeconds(pid) };
 }
 
 function slopePerMinute(samples) {
@@ -168,7 +153,7 @@ async function steadyRun({ label, series, intervalMs, windowS, env }) {
       'anon MB mean': mean('anonMb'),
       'file MB mean': mean('fileMb'),
       'RSS growth MB/min': slopePerMinute(steady.map((s) => ({ t: s.t, y: s.rssMb }))),
-      'CPU %': ((last.cpuTicks - first.cpuTicks) / CLK_TCK / (last.t - first.t)) * 100,
+      'CPU %': ((last.cpuS - first.cpuS) / (last.t - first.t)) * 100,
       'steady s': Math.round(last.t - first.t),
       refused: sim.refused,
     };

@@ -3,8 +3,8 @@
 // 1 s into its ring. The figure is the agent's CPU time (utime + stime from /proc/<pid>/stat) over
 // ~20 s of steady polling, as a percentage of one core; start-up is excluded. Target: ≤ 5 %.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpuSeconds, freePort, memoryMb } from './proc.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,31 +20,7 @@ const WARMUP_MS = 3000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at ") "; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-function rssMb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMb = (pid) => memoryMb(pid)?.rss ?? NaN;
 
 /** Per device: 50 uint16 scaled 0.1, 30 int16, 10 float32 (20 registers) = 100 registers, 90 fields. */
 function deviceRegisters() {

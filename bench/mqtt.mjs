@@ -4,8 +4,9 @@
 // committed (so a backlog left in the broker counts against it); every published point must arrive.
 // Acknowledgements go out only after commit, as always.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { freePort, memoryMb } from './proc.mjs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -20,17 +21,6 @@ const PUBLISHERS = 4;
 const PUBLISH_WINDOW = 500;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitUntil(probe, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
@@ -78,14 +68,7 @@ function committedPoints(db) {
   }
 }
 
-function peakRssMb(pid) {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
+const peakRssMb = (pid) => memoryMb(pid)?.peak ?? null;
 
 /** Publishes as fast as the broker acknowledges, for `ms`; resolves with the messages published. */
 function publishFor(client, ms, payload) {

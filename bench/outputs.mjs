@@ -18,6 +18,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import Database from 'better-sqlite3';
+import { memoryMb } from './proc.mjs';
 import { build } from 'esbuild';
 import { datasetLineProtocol, measured } from './storage.mjs';
 
@@ -87,14 +88,7 @@ function writeConfig(dir, output) {
   return file;
 }
 
-function rssMb(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
+const rssMb = (pid) => memoryMb(pid)?.rss ?? null;
 
 /**
  * Runs `sluice run` on a data dir until the output's cursor holds `points` (or `stopAfterS`), sampling

@@ -143,6 +143,16 @@ interface PendingWaiter {
   points: number;
 }
 
+/** A chunk's row without its data: what eviction and retention decide on and count. */
+interface ChunkMeta {
+  id: number;
+  series_id: number;
+  max_us: number;
+  rows: number;
+  vals: number;
+  tier: number;
+}
+
 interface ChunkInsert {
   group: RowGroup;
   level: number;
@@ -616,14 +626,7 @@ export class SqliteRing {
     const order: (number | null)[] = rollup ? [0, ...tiers] : [null];
     for (const tier of order) {
       while (this.usedBytes() > target) {
-        const victims = (tier === null ? this.stmt.oldestAny.all(64) : this.stmt.oldestChunks.all(tier, 64)) as {
-          id: number;
-          series_id: number;
-          max_us: number;
-          rows: number;
-          vals: number;
-          tier: number;
-        }[];
+        const victims = (tier === null ? this.stmt.oldestAny.all(64) : this.stmt.oldestChunks.all(tier, 64)) as ChunkMeta[];
         if (victims.length === 0) break;
         const byReason = new Map<DropReason, { points: number; values: number }>();
         for (const v of victims) {
@@ -1201,14 +1204,7 @@ export class SqliteRing {
     if (this.readonly) return 0;
     let removed = 0;
     this.db.transaction(() => {
-      const victims = this.sql('SELECT id, series_id, max_us, rows, vals, tier FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as {
-        id: number;
-        series_id: number;
-        max_us: number;
-        rows: number;
-        vals: number;
-        tier: number;
-      }[];
+      const victims = this.sql('SELECT id, series_id, max_us, rows, vals, tier FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as ChunkMeta[];
       let points = 0;
       let values = 0;
       for (const v of victims) {

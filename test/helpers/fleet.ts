@@ -5,6 +5,7 @@ import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createReadStream, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
+import { waitFor } from './cli.js';
 import { Agent } from '../../src/agent/agent.js';
 import { loadConfig } from '../../src/config/index.js';
 import type { Logger } from '../../src/core/component.js';
@@ -169,13 +170,7 @@ export function fleetFile(dataDir: string, name: string): string {
   return join(dataDir, 'fleet', name);
 }
 
-/** Polls until `probe` returns a truthy value. */
-export async function until<T>(probe: () => T | undefined | null | false, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls until `probe` returns a truthy value (waitFor with the fleet tests' argument order). */
+export function until<T>(probe: () => T | undefined | null | false, what: string, timeoutMs = 15_000): Promise<T> {
+  return waitFor(probe, timeoutMs, what);
 }

@@ -33,6 +33,7 @@ export interface QueryResult {
 }
 
 import { freePort } from './http.js';
+import { stopPeer, waitReady } from './peer.js';
 
 export { freePort };
 
@@ -102,29 +103,13 @@ export async function startInfluxdb(options: { log?: boolean; auth?: boolean } =
     });
     const proc = child;
     proc.once('exit', () => live.delete(proc));
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`influxd exited with ${proc.exitCode}:\n${stderr}`);
-      try {
-        const r = await httpRequest(`${url}/ping`, 'GET');
-        if (r.status === 204) return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`influxd did not answer /ping within 30 s:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitReady(proc, 'influxd', async () => (await httpRequest(`${url}/ping`, 'GET')).status === 204, () => stderr);
   };
 
   const stop = async (): Promise<void> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await stopPeer(proc, 'SIGTERM', 10_000);
   };
 
   const query = async (q: string, db?: string): Promise<QueryResult> => {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './influxdb.js';
+import { stopPeer, waitReady } from './peer.js';
 
 export const PG_BIN = process.env.SLUICE_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -92,30 +93,14 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     proc.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
     });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`postgres exited with ${proc.exitCode}:\n${stderr}`);
-      try {
-        await query('SELECT 1');
-        return;
-      } catch {
-        // starting up
-      }
-      if (Date.now() > deadline) throw new Error(`postgres did not accept connections within 30 s:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitReady(proc, 'postgres', async () => (await query('SELECT 1')).length === 1, () => stderr);
   };
 
   const stop = async (): Promise<void> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     // SIGINT: fast shutdown (disconnects clients), as `pg_ctl stop -m fast`.
-    proc.kill('SIGINT');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
+    await stopPeer(proc, 'SIGINT', 15_000);
   };
 
   await start();
