@@ -9,6 +9,7 @@
 //              allocates) and file pages (the mapped binary: clean, shared, reclaimable)
 //   CPU        utime+stime over the steady window, % of one core
 //   growth     least-squares slope of RSS over the steady window, MB per minute
+//   fresh      raw chunks not yet compacted when the window ends: flat if compaction keeps up
 // Each load runs twice: with Node's defaults and with the environment systemd/sluice.service sets.
 // SLUICE_BENCH_AGENT_S sets the 10k window (default 120 s; 600 for the 10-minute check), the 1k
 // window is a third of it (at least 40 s). SLUICE_BENCH_AGENT_ONLY=<text> runs only the memory runs
@@ -111,6 +112,19 @@ function procStatus(pid) {
   return { rssMb: m?.rss ?? NaN, anonMb: m?.anon ?? NaN, fileMb: m?.file ?? NaN, cpuS: cpuSeconds(pid) };
 }
 
+/**
+ * Raw chunks not yet compacted (level 0), read from the live store. Steady when compaction keeps up
+ * (a few per series: each series compacts once it has 16); growing when it falls behind.
+ */
+function uncompactedChunks(file) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT count(*) AS n FROM chunks WHERE level < 2 AND level = 0 AND tier = 0').get().n;
+  } finally {
+    db.close();
+  }
+}
+
 function slopePerMinute(samples) {
   const n = samples.length;
   if (n < 2) return 0;
@@ -139,6 +153,7 @@ async function steadyRun({ label, series, intervalMs, windowS, env }) {
       samples.push({ t, ...procStatus(child.pid) });
     }
     const status = await fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.json());
+    const fresh = uncompactedChunks(join(dir, 'data', 'sluice.db'));
     const steady = samples.filter((s) => s.t >= WARMUP_S);
     const first = steady[0];
     const last = steady[steady.length - 1];
@@ -155,6 +170,7 @@ async function steadyRun({ label, series, intervalMs, windowS, env }) {
       'RSS growth MB/min': slopePerMinute(steady.map((s) => ({ t: s.t, y: s.rssMb }))),
       'CPU %': ((last.cpuS - first.cpuS) / (last.t - first.t)) * 100,
       'steady s': Math.round(last.t - first.t),
+      'fresh chunks at end': fresh,
       refused: sim.refused,
     };
   } finally {

@@ -120,6 +120,21 @@ function findNodeGyp() {
   return found;
 }
 
+/**
+ * src/sea/pages.c compiled for a target (the binary drops its start-up pages with it). Node-API only,
+ * so this Node's headers serve both architectures. Compiled on every build: it takes a blink.
+ */
+function pagesAddon(arch, cc, strip) {
+  const headers = join(dirname(process.execPath), '../include/node');
+  if (!existsSync(join(headers, 'node_api.h'))) throw new Error(`Node's headers are missing (${headers}/node_api.h)`);
+  const dir = join(cache, `pages-${arch}`);
+  mkdirSync(dir, { recursive: true });
+  const addon = join(dir, 'pages.node');
+  run(cc, ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', `-I${headers}`, '-o', addon, join(root, 'src/sea/pages.c')]);
+  run(strip, ['--strip-unneeded', addon]);
+  return addon;
+}
+
 function serialportPrebuild(dirName, file) {
   const path = join(pkgDir('@serialport/bindings-cpp'), 'prebuilds', dirName, file);
   if (!existsSync(path)) throw new Error(`serialport prebuild missing: ${path}`);
@@ -135,6 +150,7 @@ function targets(names) {
       addons: {
         better_sqlite3: join(pkgDir('better-sqlite3'), 'build/Release/better_sqlite3.node'),
         serialport: serialportPrebuild('linux-x64', '@serialport+bindings-cpp.glibc.node'),
+        pages: pagesAddon('x64', 'gcc', 'strip'),
       },
     }),
     arm64: () => {
@@ -146,6 +162,7 @@ function targets(names) {
         addons: {
           better_sqlite3: betterSqliteArm64(node),
           serialport: serialportPrebuild('linux-arm64', '@serialport+bindings-cpp.armv8.glibc.node'),
+          pages: pagesAddon('arm64', 'aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-strip'),
         },
       };
     },
@@ -237,7 +254,8 @@ async function buildTarget(t) {
   mkdirSync(work, { recursive: true });
   const nativeId = hashFiles(Object.values(t.addons));
   const main = join(work, 'sluice.cjs');
-  const used = new Set();
+  // pages is our own addon, loaded by name from src/sea/pages.ts rather than through a shimmed loader.
+  const used = new Set(['pages']);
   await bundle(main, nativeId, used);
   const blob = join(work, 'sluice.blob');
   // Only the addons the bundle reaches are carried.

@@ -11,6 +11,7 @@ import { sourceFor } from '../sync/source.js';
 import cron, { type ScheduledTask } from 'node-cron';
 import { parseDuration } from '../config/index.js';
 import { startHttp, type HttpEndpoint } from '../http/server.js';
+import { MaintenanceLoop } from './maintenance.js';
 import { RulesEngine } from '../rules/engine.js';
 import type { ReloadPlan } from '../fleet/reload.js';
 import type { AgentProbe } from '../http/probe.js';
@@ -46,8 +47,8 @@ export class Agent {
   rules: RulesEngine | undefined;
   /** Config reloads and fleet state (src/fleet/controller.ts), for /api/status; set by whoever runs the agent. */
   control: ControlView | undefined;
-  private compactTimer: NodeJS.Timeout | undefined;
-  private rollupTimer: NodeJS.Timeout | undefined;
+  private readonly compaction = new MaintenanceLoop(() => this.compact(), COMPACT_EVERY_MS, COMPACT_BUDGET_MS);
+  private readonly rollups = new MaintenanceLoop(() => this.rollUp(), ROLLUP_EVERY_MS, ROLLUP_BUDGET_MS);
   private retentionTask: ScheduledTask | undefined;
   private http: HttpEndpoint | undefined;
   private readonly log: Logger;
@@ -71,10 +72,8 @@ export class Agent {
       this.log.debug({ input: id }, 'input started');
     }
     for (const [id, outputConfig] of Object.entries(config.outputs)) await this.startOutput(id, outputConfig);
-    this.compactTimer = setInterval(() => this.compact(), COMPACT_EVERY_MS);
-    this.compactTimer.unref();
-    this.rollupTimer = setInterval(() => this.rollUp(), ROLLUP_EVERY_MS);
-    this.rollupTimer.unref();
+    this.compaction.start();
+    this.rollups.start();
     if (Object.keys(config.retention).length > 0) {
       this.applyRetention();
       this.retentionTask = cron.schedule(RETENTION_SCHEDULE, () => this.applyRetention());
@@ -233,8 +232,8 @@ export class Agent {
 
   /** Stops inputs first (nothing new arrives), then commits and closes the ring. */
   async stop(): Promise<void> {
-    if (this.compactTimer) clearInterval(this.compactTimer);
-    if (this.rollupTimer) clearInterval(this.rollupTimer);
+    this.compaction.stop();
+    this.rollups.stop();
     await this.retentionTask?.stop();
     await this.http?.close();
     for (const [id, input] of this.inputs) {

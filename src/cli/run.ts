@@ -5,6 +5,10 @@ import { loadConfigOrThrow, ringOptions } from './settings.js';
 import { bootConfig } from '../fleet/boot.js';
 import { EXIT_RESTART, FleetController } from '../fleet/controller.js';
 import { runStagedBinary } from '../fleet/launcher.js';
+import { releaseStartupPages } from '../sea/pages.js';
+
+/** Start-up is over by then: drivers loaded, the first commits, compactions and rollups done (src/sea/pages.ts). */
+const RELEASE_STARTUP_PAGES_AFTER_MS = 10_000;
 
 /**
  * `sluice run`: runs until SIGINT or SIGTERM, then stops cleanly and exits 0; exits EXIT_RESTART (75)
@@ -31,9 +35,13 @@ export async function runAgentCommand(opts: { configFile?: string; dataDir?: str
   });
   await agent.start();
   fleet.start();
+  const pagesTimer = setTimeout(() => releaseStartupPages(log.child({ component: 'memory' })), RELEASE_STARTUP_PAGES_AFTER_MS);
+  pagesTimer.unref();
   const signal = await stopped;
+  clearTimeout(pagesTimer);
   log.info({ signal }, 'stopping');
   await fleet.stop();
   await agent.stop();
   return signal === 'restart' ? EXIT_RESTART : 0;
 }
+

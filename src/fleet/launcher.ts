@@ -16,6 +16,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../core/component.js';
+import { releaseStartupPages } from '../sea/pages.js';
 import { FleetFiles, MAX_STARTS, fingerprint, type BinaryState, type CandidateBinary, type StagedBinary } from './state.js';
 
 /** Set in the child's environment: the serial of the staged binary it is. */
@@ -109,7 +110,10 @@ export async function runStagedBinary(local: Config, dataDir: string, argv: stri
   files.writeBinary(state);
   if (!target) return null;
 
-  const result = await spawnChild(target, argv);
+  const running = spawnChild(target, argv);
+  // From here on the launcher only waits: what it mapped to start is all it holds (src/sea/pages.ts).
+  releaseStartupPages(log.child({ component: 'memory' }));
+  const result = await running;
   if (state.candidate?.serial === target.serial) {
     // The child may have committed itself or given up meanwhile: read what it wrote.
     const after = files.readBinary();

@@ -1,7 +1,8 @@
 // Native addons inside the single binary (build/bin.mjs). A SEA binary can only `require` Node's
 // built-in modules, and the dynamic loader needs a file: each addon travels as a SEA asset, is written
 // once to a cache directory and loaded with process.dlopen. The build replaces the addon lookups of
-// better-sqlite3 (`bindings`) and serialport (`node-gyp-build`) with loadAddon().
+// better-sqlite3 (`bindings`) and serialport (`node-gyp-build`) with loadAddon(); our own small addon
+// (src/sea/pages.c) is loaded by name.
 //
 // Where the files go, first usable wins:
 //   1. $SLUICE_NATIVE_DIR                     explicit, for read-only systems with one writable spot

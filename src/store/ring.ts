@@ -258,6 +258,8 @@ export class SqliteRing {
   private readonly db: Database.Database;
   private readonly opts: Required<Omit<RingOptions, 'onWarning' | 'readonly'>> & Pick<RingOptions, 'onWarning'>;
   private readonly readonly: boolean;
+  /** Compaction candidates a pass left for the next (see compact). */
+  private compactQueue: { id: number; tier: number }[] = [];
   private pending = new Map<string, SeriesBuilder>();
   private pendingValues = 0;
   private waiters: PendingWaiter[] = [];
@@ -684,33 +686,39 @@ export class SqliteRing {
    */
   compact(options: { force?: boolean; maxSeries?: number; budgetMs?: number } = {}): number {
     if (this.readonly) return 0;
-    // `level < 2` spelled out so SQLite uses the partial index chunks_open (it does not infer it from level = 0).
-    const candidates = (
-      options.force
-        ? this.sql('SELECT series_id AS id, tier, count(*) AS n FROM chunks WHERE level < 2 GROUP BY series_id, tier HAVING n >= 2 ORDER BY n DESC LIMIT ?').all(
-            options.maxSeries ?? -1,
-          )
-        : this.sql(
-            'SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level < 2 AND level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ? ORDER BY n DESC LIMIT ?',
-          ).all(COMPACT_MIN_L0, this.opts.maxChunkRows, options.maxSeries ?? -1)
-    ) as { id: number; tier: number }[];
+    // The candidate query groups every open chunk of the store, so the series a pass had no time for are
+    // taken from the queue first; one compacted meanwhile finds nothing to merge and costs one lookup.
+    const candidates = !options.force && this.compactQueue.length > 0 ? this.compactQueue : this.compactCandidates(options.force ?? false, options.maxSeries ?? -1);
     if (candidates.length === 0) return 0;
     const cursors = this.loadCursors();
     const leased = new Set<number>();
     for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
     let compacted = 0;
+    let done = 0;
     const deadline = performance.now() + (options.budgetMs ?? Infinity);
     // One transaction for the pass: under synchronous=FULL every commit is an fsync, and a pass of a
     // few hundred series committed one by one stalled the event loop for ~300 ms.
     this.db.transaction(() => {
-      for (const cand of candidates) {
+      for (; done < candidates.length; done++) {
         // The time budget keeps a pass short; the candidates left over (most fresh chunks first) come next pass.
         if (performance.now() > deadline) break;
-        if (this.compactSeries(cand, cursors, leased, options.force ?? false)) compacted++;
+        if (this.compactSeries(candidates[done], cursors, leased, options.force ?? false)) compacted++;
       }
     })();
+    this.compactQueue = options.force ? [] : candidates.slice(done);
     this.checkpointIfLarge();
     return compacted;
+  }
+
+  /** Series (and tiers) with enough fresh chunks to compact, most first; `force`: any with two open chunks. */
+  private compactCandidates(force: boolean, maxSeries: number): { id: number; tier: number }[] {
+    // `level < 2` spelled out so SQLite uses the partial index chunks_open (it does not infer it from level = 0).
+    const rows = force
+      ? this.sql('SELECT series_id AS id, tier, count(*) AS n FROM chunks WHERE level < 2 GROUP BY series_id, tier HAVING n >= 2 ORDER BY n DESC LIMIT ?').all(maxSeries)
+      : this.sql(
+          'SELECT series_id AS id, tier, count(*) AS n, sum(rows) AS r FROM chunks WHERE level < 2 AND level = 0 GROUP BY series_id, tier HAVING n >= ? OR r >= ? ORDER BY n DESC LIMIT ?',
+        ).all(COMPACT_MIN_L0, this.opts.maxChunkRows, maxSeries);
+    return rows as { id: number; tier: number }[];
   }
 
   /** Compacts one series' open and fresh chunks of one tier (see compact); true if anything merged. */
