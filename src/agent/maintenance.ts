@@ -44,4 +44,3 @@ export class MaintenanceLoop {
     this.next(performance.now() - startedMs >= this.budgetMs ? MAINTENANCE_BEHIND_MS : this.everyMs);
   }
 }
-

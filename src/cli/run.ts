@@ -44,4 +44,3 @@ export async function runAgentCommand(opts: { configFile?: string; dataDir?: str
   await agent.stop();
   return signal === 'restart' ? EXIT_RESTART : 0;
 }
-

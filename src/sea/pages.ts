@@ -3,11 +3,13 @@
 // The binary is Node plus the bundle, 87 MB on disk. Starting touches a large part of it: Node's
 // bootstrap and module loader, the 2 MB bundle read out of the SEA note, the paths that config
 // validation and the drivers' first calls take once. The kernel keeps those clean file pages mapped
-// until memory pressure reclaims them, and they count in RSS: measured at 10k points/s, 44–53 MB of
+// until memory pressure reclaims them, and they count in RSS: measured at 10k points/s, 44–55 MB of
 // the executable stayed mapped (more when the file sat in the page cache, from fault-around), of which
-// steady state touches ~17 MB again. A few seconds after start the agent asks the kernel once to unmap
-// the executable's read-only mappings: what it still uses comes back on the next access (a minor fault
-// from the page cache, no disk read), the rest stops counting against the gateway's memory.
+// steady state maps back 24–28 MB. Ten seconds after start the agent asks the kernel once to unmap the
+// executable's read-only segments: what it still uses comes back on the next access (a minor fault
+// from the page cache, no disk read), the rest stops counting in its RSS. The pages stay in the page
+// cache, reclaimable as before; what changes is that RSS shows the working set, and that the kernel,
+// which shields mapped code from reclaim, can let the start-up-only pages go first.
 //
 // Only segments that are never writable are dropped (src/sea/pages.c): MADV_DONTNEED on a private
 // mapping throws away copied-on-write pages (relocated data), and those are not in the file to come
