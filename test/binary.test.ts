@@ -167,7 +167,8 @@ describe.each(['x64', 'arm64'] as const)('sluice-linux-%s', (arch) => {
       // of the file, and the process's file-backed memory falls. The agent runs on, storing points, on
       // the code it maps back as it goes.
       const released = await eventually(
-        () => Promise.resolve(output.split('\n').find((l) => l.includes('start-up pages of the executable released'))),
+        // Whole lines only (the last piece may be half a line still being written).
+        () => Promise.resolve(output.split('\n').slice(0, -1).find((l) => l.includes('start-up pages of the executable released'))),
         60_000,
         `the start-up pages released (output so far: ${output})`,
       );
