@@ -44,6 +44,15 @@ describe('MaintenanceLoop', () => {
     expect(run([50, 40, 45, 3], 3000)).toEqual([1000, 1050 + soon, 1190 + soon, 1335 + soon, 1438 + EVERY_MS]);
   });
 
+  it('hands each pass the budget it is measured against', () => {
+    const budgets: number[] = [];
+    const loop = new MaintenanceLoop((budgetMs) => budgets.push(budgetMs), EVERY_MS, BUDGET_MS);
+    loop.start();
+    vi.advanceTimersByTime(2 * EVERY_MS);
+    loop.stop();
+    expect(budgets).toEqual([BUDGET_MS, BUDGET_MS]);
+  });
+
   it('runs no pass after stop, not even one already due', () => {
     let passes = 0;
     const loop = new MaintenanceLoop(() => passes++, EVERY_MS, BUDGET_MS);

@@ -47,8 +47,8 @@ export class Agent {
   rules: RulesEngine | undefined;
   /** Config reloads and fleet state (src/fleet/controller.ts), for /api/status; set by whoever runs the agent. */
   control: ControlView | undefined;
-  private readonly compaction = new MaintenanceLoop(() => this.compact(), COMPACT_EVERY_MS, COMPACT_BUDGET_MS);
-  private readonly rollups = new MaintenanceLoop(() => this.rollUp(), ROLLUP_EVERY_MS, ROLLUP_BUDGET_MS);
+  private readonly compaction = new MaintenanceLoop((budgetMs) => this.compact(budgetMs), COMPACT_EVERY_MS, COMPACT_BUDGET_MS);
+  private readonly rollups = new MaintenanceLoop((budgetMs) => this.rollUp(budgetMs), ROLLUP_EVERY_MS, ROLLUP_BUDGET_MS);
   private retentionTask: ScheduledTask | undefined;
   private http: HttpEndpoint | undefined;
   private readonly log: Logger;
@@ -184,10 +184,11 @@ export class Agent {
   }
 
   /** Computes rollup windows that closed since the last pass (and late data's windows). */
-  private rollUp(): void {
+  /** A rollup pass of at most `budgetMs`. */
+  private rollUp(budgetMs: number): void {
     try {
       // A bounded share of the series per pass keeps each pass short and its garbage small.
-      this.ring.rollUp({ maxSeries: MAINTENANCE_SERIES_PER_PASS, budgetMs: ROLLUP_BUDGET_MS });
+      this.ring.rollUp({ maxSeries: MAINTENANCE_SERIES_PER_PASS, budgetMs });
     } catch (err) {
       this.log.error({ err }, 'rollup failed; will retry');
     }
@@ -208,9 +209,10 @@ export class Agent {
     }
   }
 
-  private compact(): void {
+  /** A compaction pass of at most `budgetMs`. */
+  private compact(budgetMs: number): void {
     try {
-      this.ring.compact({ maxSeries: MAINTENANCE_SERIES_PER_PASS, budgetMs: COMPACT_BUDGET_MS });
+      this.ring.compact({ maxSeries: MAINTENANCE_SERIES_PER_PASS, budgetMs });
     } catch (err) {
       this.log.error({ err }, 'compaction failed; will retry');
     }
@@ -254,8 +256,8 @@ export class Agent {
         this.log.error({ err, output: id }, 'output did not stop cleanly');
       }
     }
-    this.rollUp();
-    this.compact();
+    this.rollUp(ROLLUP_BUDGET_MS);
+    this.compact(COMPACT_BUDGET_MS);
     this.ring.close();
     this.log.info({}, 'sluice stopped');
   }

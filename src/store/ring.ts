@@ -345,7 +345,7 @@ export class SqliteRing {
         ring.sealFullChunks();
         ring.countTotals();
       }
-      ring.totalsKept = ring.sql("SELECT 1 FROM meta WHERE key = 'tier_totals'").get() !== undefined;
+      ring.totalsKept = ring.migrated('tier_totals');
       return ring;
     } catch (err) {
       db.close();
@@ -531,14 +531,26 @@ export class SqliteRing {
     })();
   }
 
+  /** Whether the one-time step `key` (see migrateOnce) has been done in this store. */
+  private migrated(key: string): boolean {
+    return this.sql('SELECT 1 FROM meta WHERE key = ?').get(key) !== undefined;
+  }
+
+  /** Runs `step` once per store, in one transaction with the meta key that records it. */
+  private migrateOnce(key: string, step: () => void): void {
+    if (this.migrated(key)) return;
+    this.db.transaction(() => {
+      step();
+      this.sql("INSERT INTO meta(key, value) VALUES (?, '1')").run(key);
+    })();
+  }
+
   /** Stores from before tier_totals existed: count once, the triggers keep it from then on. */
   private countTotals(): void {
-    if (this.sql("SELECT 1 FROM meta WHERE key = 'tier_totals'").get() !== undefined) return;
-    this.db.transaction(() => {
+    this.migrateOnce('tier_totals', () => {
       this.sql('DELETE FROM tier_totals').run();
       this.sql('INSERT INTO tier_totals(tier, chunks, rows, vals) SELECT tier, count(*), sum(rows), sum(vals) FROM chunks GROUP BY tier').run();
-      this.sql("INSERT INTO meta(key, value) VALUES ('tier_totals', '1')").run();
-    })();
+    });
   }
 
   /**
@@ -546,11 +558,9 @@ export class SqliteRing {
    * compaction's index of open chunks stays a few entries per series.
    */
   private sealFullChunks(): void {
-    if (this.sql("SELECT 1 FROM meta WHERE key = 'sealed_levels'").get() !== undefined) return;
-    this.db.transaction(() => {
+    this.migrateOnce('sealed_levels', () => {
       this.sql('UPDATE chunks SET level = ? WHERE level = ? AND rows >= ?').run(LEVEL_SEALED, LEVEL_OPEN, this.opts.maxChunkRows);
-      this.sql("INSERT INTO meta(key, value) VALUES ('sealed_levels', '1')").run();
-    })();
+    });
   }
 
   /**
