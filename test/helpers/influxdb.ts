@@ -1,7 +1,7 @@
 // A real InfluxDB 1.6.7 (Debian's `influxd`) on loopback for tests and benchmarks: a temp config with
 // free ports, data in a temp dir, reporting off. It can be stopped and started again on the same ports
 // and data (an outage), and it fails loudly when influxd is not installed: tests never skip.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -33,7 +33,7 @@ export interface QueryResult {
 }
 
 import { freePort } from './http.js';
-import { stopPeer, waitReady } from './peer.js';
+import { spawnPeer, stopPeer, waitReady } from './peer.js';
 
 export { freePort };
 
@@ -96,7 +96,7 @@ export async function startInfluxdb(options: { log?: boolean; auth?: boolean } =
 
   const start = async (): Promise<void> => {
     stderr = '';
-    child = spawn(INFLUXD, ['-config', config], { stdio: ['ignore', options.log ? 'inherit' : 'ignore', 'pipe'] });
+    child = spawnPeer(INFLUXD, ['-config', config], { stdio: ['ignore', options.log ? 'inherit' : 'ignore', 'pipe'] });
     live.add(child);
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);

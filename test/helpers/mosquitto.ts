@@ -1,7 +1,8 @@
 // A real mosquitto broker for tests: its own config, port and persistence directory on loopback,
 // started and stopped by the test. There is no fallback: without mosquitto (the Debian package, or
 // $MOSQUITTO) the test fails, because an MQTT test that passes without a broker proves nothing.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnPeer } from './peer.js';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -87,13 +88,13 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
 
   const launch = async (): Promise<void> => {
     const file = writeConfig();
-    const proc = spawn(MOSQUITTO_BIN, ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawnPeer(MOSQUITTO_BIN, ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     const append = (chunk: Buffer): void => {
       logText += chunk.toString('utf8');
     };
-    proc.stdout.on('data', append);
-    proc.stderr.on('data', append);
+    proc.stdout?.on('data', append);
+    proc.stderr?.on('data', append);
     let gone = false;
     exited = new Promise((resolve) => proc.once('exit', () => {
       gone = true;

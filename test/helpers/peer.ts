@@ -1,5 +1,5 @@
 // Starting and stopping a peer server process (influxd, postgres) the same way in every helper.
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
 /**
  * Polls `ready` until it answers true; throws with the peer's recent stderr if the process exits first
@@ -27,4 +27,14 @@ export async function stopPeer(proc: ChildProcess | undefined, signal: NodeJS.Si
   const timer = setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Spawns a peer that cannot outlive the test process: `setpriv --pdeathsig KILL` (util-linux, on every
+ * Debian) execs the command with the kernel's parent-death signal set, so a test worker that dies —
+ * a timeout, a crash, a SIGKILL — takes its peers with it, and no afterEach is needed for that case.
+ * setpriv execs in place, so the child's pid, signals and exit status are the peer's own.
+ */
+export function spawnPeer(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  return spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], options);
 }

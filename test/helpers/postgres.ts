@@ -2,13 +2,13 @@
 // dir, run as the `postgres` user when we are root (PostgreSQL refuses to run as root; node's spawn
 // switches uid/gid itself, so the server is our direct child and gets our signals), unix socket in the
 // temp dir, a free port on 127.0.0.1, trust authentication. Fails loudly when it is not installed.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './influxdb.js';
-import { stopPeer, waitReady } from './peer.js';
+import { spawnPeer, stopPeer, waitReady } from './peer.js';
 
 export const PG_BIN = process.env.SLUICE_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -86,7 +86,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
 
   const start = async (): Promise<void> => {
     stderr = '';
-    child = spawn(join(PG_BIN, 'postgres'), ['-D', data, '-p', String(port), '-k', sock, ...settings], { ...asPostgres, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawnPeer(join(PG_BIN, 'postgres'), ['-D', data, '-p', String(port), '-k', sock, ...settings], { ...asPostgres, stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(child);
     const proc = child;
     proc.once('exit', () => live.delete(proc));

@@ -1,9 +1,10 @@
 // A pseudo-terminal pair made by socat: a real serial-like device for drivers to open (`dev`) and its
 // other end (`peer`) for the test to write to, as a sensor would. socat is required, not optional: a
 // machine without it fails the test with a message that says so, rather than skipping it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnPeer } from './peer.js';
 
 export interface PtyPair {
   /** Path the driver opens (a symlink to a /dev/pts/N that changes when socat restarts). */
@@ -32,14 +33,14 @@ export async function startPtyPair(dir: string, name = 'tty'): Promise<PtyPair> 
   let stderr = '';
 
   const launch = async (): Promise<void> => {
-    const c = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${dev}`, `pty,raw,echo=0,link=${peer}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawnPeer('socat', ['-d', '-d', `pty,raw,echo=0,link=${dev}`, `pty,raw,echo=0,link=${peer}`], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
     stderr = '';
     c.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     let failure: Error | undefined;
     exited = new Promise<void>((resolve) => {
       c.once('error', (err: NodeJS.ErrnoException) => {
-        failure = err.code === 'ENOENT' ? new Error('socat is not installed; the serial tests need it (apt-get install socat)') : err;
+        failure = err.code === 'ENOENT' ? new Error('setpriv (util-linux) is not installed; the serial tests need it') : err;
         resolve();
       });
       c.once('exit', () => resolve());
@@ -47,8 +48,13 @@ export async function startPtyPair(dir: string, name = 'tty'): Promise<PtyPair> 
     const deadline = Date.now() + 10_000;
     while (!(existsSync(dev) && existsSync(peer))) {
       if (failure) throw failure;
-      if (c.exitCode !== null) throw new Error(`socat exited with ${c.exitCode}: ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`socat did not create ${dev} and ${peer} within 10 s: ${stderr}`);
+      // A missing socat shows here: setpriv says it cannot execute it.
+      if (c.exitCode !== null) throw new Error(`socat exited with ${c.exitCode} (apt-get install socat if it is missing): ${stderr}`);
+      if (Date.now() > deadline) {
+        // The caller gets no pair to close, so this socat is ended here.
+        c.kill('SIGKILL');
+        throw new Error(`socat did not create ${dev} and ${peer} within 10 s: ${stderr}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   };
