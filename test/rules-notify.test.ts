@@ -3,7 +3,7 @@
 // tests fail (startMosquitto throws): an MQTT test that passes without a broker proves nothing.
 import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { groupRows } from '../src/cli/rows.js';
+import { groupRows } from '../src/query/rows.js';
 import type { FieldValue } from '../src/core/point.js';
 import { RulesEngine } from '../src/rules/engine.js';
 import type { AlertPayload } from '../src/rules/notify.js';

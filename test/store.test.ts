@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { Unsigned, type Point } from '../src/core/point.js';
-import { groupRows } from '../src/cli/rows.js';
+import { groupRows } from '../src/query/rows.js';
 import { BulkWriter } from '../src/store/bulk.js';
 import { StoreFullError, StoreOpenError } from '../src/store/errors.js';
 import { SqliteRing, STORE_FILE, mergePlan, type RingOptions } from '../src/store/ring.js';

@@ -16,7 +16,7 @@ import { interpret, namedLines, parseRetryAfter } from '../drivers/influxdb/resp
 import { FakeInfluxV2 } from './helpers/fake-influx-v2.js';
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from './helpers/sync.js';
 import { tmpDir } from './helpers/tmp.js';
-import { groupRows } from '../src/cli/rows.js';
+import { groupRows } from '../src/query/rows.js';
 import { serializeLine } from '../src/core/line-protocol.js';
 
 describe('ExponentialRetry', () => {

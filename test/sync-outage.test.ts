@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent/agent.js';
 import { ringOptions as agentRingOptions } from '../src/cli/settings.js';
 import { loadConfig } from '../src/config/index.js';
-import { groupRows } from '../src/cli/rows.js';
+import { groupRows } from '../src/query/rows.js';
 import type { Point } from '../src/core/point.js';
 import { SqliteRing } from '../src/store/ring.js';
 import { FakeInfluxV2, type Arrival } from './helpers/fake-influx-v2.js';

@@ -1,6 +1,6 @@
 // Config of the `influxdb` output: the v2 (/api/v2/write) or v1 (/write) HTTP write API.
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import { ComponentType, NonEmpty, StringEnum, TlsVerify, defineComponent, outputCommon, withDefault } from '../../src/config/kit.js';
+import { ComponentType, NonEmpty, StringEnum, TlsVerify, defineComponent, outputCommon, withDefault } from '../../src/core/schema/kit.js';
 
 const V1_KEYS = ['database', 'retention_policy', 'username', 'password', 'password_file'] as const;
 const V2_KEYS = ['org', 'bucket', 'token', 'token_file'] as const;

@@ -13,7 +13,7 @@ import {
   derived,
   unset,
   withDefault,
-} from '../../src/config/kit.js';
+} from '../../src/core/schema/kit.js';
 
 export const REGISTER_TABLES = ['coil', 'discrete', 'input', 'holding'] as const;
 export const REGISTER_TYPES = ['bool', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'int64', 'uint64', 'float64'] as const;

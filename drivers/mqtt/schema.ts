@@ -15,7 +15,7 @@ import {
   derived,
   unset,
   withDefault,
-} from '../../src/config/kit.js';
+} from '../../src/core/schema/kit.js';
 
 export const MQTT_FORMATS = ['json', 'influx', 'value'] as const;
 

@@ -12,7 +12,7 @@ import {
   defineComponent,
   unset,
   withDefault,
-} from '../../src/config/kit.js';
+} from '../../src/core/schema/kit.js';
 
 export const SERIAL_FORMATS = ['csv', 'json', 'influx', 'regex'] as const;
 export const CSV_TIME_FORMATS = ['rfc3339', 'unix', 'unix_ms', 'unix_us', 'unix_ns'] as const;

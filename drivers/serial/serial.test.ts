@@ -10,7 +10,7 @@ import { loadConfig, type SerialInputConfig } from '../../src/config/index.js';
 import type { Logger } from '../../src/core/component.js';
 import { parseSeriesKey } from '../../src/core/line-protocol.js';
 import { Unsigned, type FieldValue, type Point } from '../../src/core/point.js';
-import { groupRows } from '../../src/cli/rows.js';
+import { groupRows } from '../../src/query/rows.js';
 import { StoreFullError } from '../../src/store/errors.js';
 import { SqliteRing, type RingOptions } from '../../src/store/ring.js';
 import { sluice, sluiceSpawn, waitFor } from '../../test/helpers/cli.js';

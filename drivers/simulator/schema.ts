@@ -1,6 +1,6 @@
 // Config of the `simulator` input: synthetic series, so the agent runs with no hardware or servers.
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import { ComponentType, Duration, Measurement, Tags, defineComponent, unset, withDefault } from '../../src/config/kit.js';
+import { ComponentType, Duration, Measurement, Tags, defineComponent, unset, withDefault } from '../../src/core/schema/kit.js';
 
 export const SimulatorInputSchema = Type.Object(
   {

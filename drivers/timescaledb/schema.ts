@@ -1,6 +1,6 @@
 // Config of the `timescaledb` output: a TimescaleDB or plain PostgreSQL table.
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import { ComponentType, TlsVerify, defineComponent, outputCommon, withDefault } from '../../src/config/kit.js';
+import { ComponentType, TlsVerify, defineComponent, outputCommon, withDefault } from '../../src/core/schema/kit.js';
 
 export const TimescaledbOutputSchema = Type.Object(
   {

@@ -13,7 +13,7 @@ import { parseDuration } from '../config/index.js';
 import { startHttp, type HttpEndpoint } from '../http/server.js';
 import { MaintenanceLoop } from './maintenance.js';
 import { RulesEngine } from '../rules/engine.js';
-import type { ReloadPlan } from '../fleet/reload.js';
+import type { ReloadPlan } from './reload.js';
 import type { AgentProbe } from '../http/probe.js';
 import type { AgentView, ControlView } from '../http/view.js';
 
@@ -142,7 +142,7 @@ export class Agent {
   }
 
   /**
-   * Moves to `next` by the steps of `plan` (planReload in src/fleet/reload.ts): only the components it
+   * Moves to `next` by the steps of `plan` (planReload in ./reload.ts): only the components it
    * names stop or start, and the ring stays open throughout, so buffered points and output cursors are
    * untouched. Keys that need a new process (plan.restartKeys) are the caller's business.
    */

@@ -1,7 +1,7 @@
 import { serializeLine, type SerializeStats } from '../core/line-protocol.js';
 import { SqliteRing } from '../store/ring.js';
 import { parsePrecision, parseTimeUs } from './args.js';
-import { groupRows } from './rows.js';
+import { groupRows } from '../query/rows.js';
 import type { StoreSettings } from './settings.js';
 import { BufferedWriter } from './stdout.js';
 

@@ -2,7 +2,7 @@
 // unit's ExecStartPost (readiness without sd_notify), container health checks and scripts.
 // Exit 0 healthy, 1 unhealthy, 69 (EX_UNAVAILABLE) when no agent answers.
 import { get } from 'node:http';
-import { parseDuration } from '../config/units.js';
+import { parseDuration } from '../core/schema/units.js';
 import { parseListen } from '../http/server.js';
 import { UsageError } from './args.js';
 import { loadConfigOrThrow } from './settings.js';

@@ -11,7 +11,7 @@ import { runQuery } from './query.js';
 import { runStatus } from './status.js';
 import { runHealth } from './health.js';
 import { runAgentCommand } from './run.js';
-import { runKeygen, runSign } from '../fleet/cli.js';
+import { runKeygen, runSign } from './fleet.js';
 import { configSchemaJson } from '../config/index.js';
 import { VERSION } from '../version.js';
 

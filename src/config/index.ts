@@ -1,6 +1,6 @@
 // The config module's public surface: load and validate a config, print its errors, export its schema.
 export { loadConfig, defaultConfigText, type LoadOptions, type LoadResult } from './load.js';
-export { formatConfigError, formatPath, type ConfigError, type Path, type PathSegment } from './errors.js';
+export { formatConfigError, formatPath, type ConfigError, type Path, type PathSegment } from '../core/schema/errors.js';
 export {
   configSchemaJson,
   WHEN_FULL,
@@ -15,8 +15,8 @@ export {
   type InputConfig,
   type OutputConfig,
 } from './schema.js';
-export type { Resolution } from './kit.js';
-export { parseDuration, parseSize, readDuration, readSize, formatDuration, formatSize, durationMs, sizeBytes, type Milliseconds, type Bytes } from './units.js';
+export type { Resolution } from '../core/schema/kit.js';
+export { parseDuration, parseSize, readDuration, readSize, formatDuration, formatSize, durationMs, sizeBytes, type Milliseconds, type Bytes } from '../core/schema/units.js';
 export { expandEnv, type Env } from './env.js';
 export type { ModbusInputConfig, ModbusDeviceConfig, ModbusRegisterConfig, RegisterTable, RegisterType } from '../../drivers/modbus/schema.js';
 export type { SerialInputConfig } from '../../drivers/serial/schema.js';
@@ -25,7 +25,7 @@ export type { SimulatorInputConfig } from '../../drivers/simulator/schema.js';
 export type { InfluxdbOutputConfig } from '../../drivers/influxdb/schema.js';
 export type { TimescaledbOutputConfig } from '../../drivers/timescaledb/schema.js';
 
-import { formatConfigError, type ConfigError } from './errors.js';
+import { formatConfigError, type ConfigError } from '../core/schema/errors.js';
 
 /** Exit status of `sluice check` (and of `run`) for an invalid config: EX_CONFIG from sysexits.h. */
 export const EXIT_CONFIG = 78;

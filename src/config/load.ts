@@ -8,8 +8,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import defaultText from '../../config/default.yaml';
 import { expandEnv, type Env } from './env.js';
-import { formatPath, sortErrors, type ConfigError, type Path, type PathSegment } from './errors.js';
-import type { RegisteredComponent } from './kit.js';
+import { formatPath, sortErrors, type ConfigError, type Path, type PathSegment } from '../core/schema/errors.js';
+import type { RegisteredComponent } from '../core/schema/kit.js';
 import {
   INPUT_COMPONENTS,
   OUTPUT_COMPONENTS,

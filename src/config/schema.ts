@@ -10,7 +10,7 @@ import { timescaledbOutput, type TimescaledbOutputConfig } from '../../drivers/t
 import { AGGREGATE_FUNCTIONS } from '../core/aggregate.js';
 import { RulesSchema, finishRules, type RulesConfig } from '../rules/schema.js';
 import { FleetSchema, finishFleet, type FleetConfig } from '../fleet/schema.js';
-import type { Path } from './errors.js';
+import type { Path } from '../core/schema/errors.js';
 import {
   Duration,
   ID_HINT,
@@ -23,8 +23,8 @@ import {
   derived,
   withDefault,
   type RegisteredComponent,
-} from './kit.js';
-import { DURATION_PATTERN, durationMs, formatDuration, type Milliseconds } from './units.js';
+} from '../core/schema/kit.js';
+import { DURATION_PATTERN, durationMs, formatDuration, type Milliseconds } from '../core/schema/units.js';
 
 /** Registered inputs, by YAML `type`. */
 export const INPUT_COMPONENTS: readonly RegisteredComponent[] = [modbusInput, serialInput, mqttInput, simulatorInput];

@@ -1,9 +1,9 @@
 // Validates the config data against configSchemaJson() with Ajv (allErrors) and turns Ajv's errors
 // into messages about YAML keys. The same JSON Schema ships to editors, so the two cannot disagree.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { didYouMean, type Path, type PathSegment } from './errors.js';
+import { didYouMean, type Path, type PathSegment } from '../core/schema/errors.js';
 import { configSchemaJson } from './schema.js';
-import { DURATION_HINT, SIZE_HINT, readDuration, readSize } from './units.js';
+import { DURATION_HINT, SIZE_HINT, readDuration, readSize } from '../core/schema/units.js';
 
 /** A problem found in the data; the loader turns the path into a line and column. */
 export interface Issue {

@@ -30,7 +30,7 @@ import { downloadVerified, fetchManifest } from './http.js';
 import { loadPublicKey } from './keys.js';
 import { pruneStaged, runningSerial } from './launcher.js';
 import { ManifestError, hostArch, sha256Hex, verifyManifest, type Manifest } from './manifest.js';
-import { describePlan, planReload } from './reload.js';
+import { describePlan, planReload } from '../agent/reload.js';
 import { FleetFiles, binaryStatus, emptyBinaryState, emptyState, fingerprint, type AppliedConfig, type BinaryOrder, type BinaryState, type FleetState } from './state.js';
 
 /** `sluice run` exits with this when it must be restarted (EX_TEMPFAIL: "try again"); a supervisor brings it back. */

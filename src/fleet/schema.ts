@@ -2,8 +2,8 @@
 // change must stay healthy before it is kept, and where it reports a heartbeat. Every key has a
 // description (the schema is the docs); finishFleet checks what a schema cannot say. Pure: no I/O.
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import type { Path } from '../config/errors.js';
-import { Duration, NonEmpty, defaultEmpty, withDefault } from '../config/kit.js';
+import type { Path } from '../core/schema/errors.js';
+import { Duration, NonEmpty, defaultEmpty, withDefault } from '../core/schema/kit.js';
 import { inlinePublicKey, keySpecKind } from './keys.js';
 
 export const DEFAULT_HEARTBEAT_TOPIC = 'sluice/{agent}/status';

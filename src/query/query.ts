@@ -2,7 +2,7 @@
 import { parseSeriesKey } from '../core/line-protocol.js';
 import { addValue, emptyState, readFunction, windowStartUs, type AggregateFunction, type WindowState } from '../core/aggregate.js';
 import type { FieldValue, Tags } from '../core/point.js';
-import { groupRows } from '../cli/rows.js';
+import { groupRows } from './rows.js';
 import type { SqliteRing } from '../store/ring.js';
 import { ROLLUP_STATS, STATE_SEPARATOR, aggregateRaw, groupToStates, type WindowStates } from '../store/rollup.js';
 

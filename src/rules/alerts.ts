@@ -9,7 +9,7 @@
 // `resolved` (and `resolve` is on). Times are wall-clock arrival times, not the points' timestamps, so
 // a device with a wrong clock or a replayed backlog cannot hold an alert off.
 import { randomUUID } from 'node:crypto';
-import { formatDuration } from '../config/units.js';
+import { formatDuration } from '../core/schema/units.js';
 import type { FieldValue, Point, Tags } from '../core/point.js';
 import { formatCondition, numericValue, parseCondition, testCondition, type Condition } from './condition.js';
 import type { AlertRuleConfig, Severity } from './schema.js';

@@ -2,8 +2,8 @@
 // The schema is the docs (every key has a description); `finishRules` checks what a schema cannot
 // say (conditions parse, names are unique, templates name known placeholders). Pure: no I/O.
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import type { Path } from '../config/errors.js';
-import { Duration, IntegerEnum, InsecureSkipVerify, NonEmpty, StringEnum, defaultEmpty, derived, unset, withDefault } from '../config/kit.js';
+import type { Path } from '../core/schema/errors.js';
+import { Duration, IntegerEnum, InsecureSkipVerify, NonEmpty, StringEnum, defaultEmpty, derived, unset, withDefault } from '../core/schema/kit.js';
 import { parseCondition } from './condition.js';
 
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;

@@ -4,11 +4,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatConfigError, loadConfig } from '../config/index.js';
-import { elfArch } from './elf.js';
-import { writeFileAtomic } from './files.js';
-import { generateKeys, loadPrivateKey } from './keys.js';
-import { signManifest, type Arch, type BinaryRef, type Manifest } from './manifest.js';
-import { UsageError } from '../cli/args.js';
+import { elfArch } from '../fleet/elf.js';
+import { writeFileAtomic } from '../fleet/files.js';
+import { generateKeys, loadPrivateKey } from '../fleet/keys.js';
+import { signManifest, type Arch, type BinaryRef, type Manifest } from '../fleet/manifest.js';
+import { UsageError } from './args.js';
 
 /** sysexits.h EX_CANTCREAT: a key is already there and is not overwritten. */
 export const EXIT_CANTCREAT = 73;
