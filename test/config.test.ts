@@ -15,11 +15,11 @@ import {
   readDuration,
   type ConfigError,
   type LoadOptions,
-  type ModbusInputConfig,
-  type MqttInputConfig,
-  type SerialInputConfig,
   type SluiceConfig,
 } from '../src/config/index.js';
+import type { ModbusInputConfig } from '../drivers/modbus/schema.js';
+import type { MqttInputConfig } from '../drivers/mqtt/schema.js';
+import type { SerialInputConfig } from '../drivers/serial/schema.js';
 
 const root = new URL('../', import.meta.url);
 const read = (path: string): string => readFileSync(new URL(path, root), 'utf8');

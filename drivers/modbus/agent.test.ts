@@ -3,7 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatConfigError, loadConfig, type ModbusInputConfig } from '../../src/config/index.js';
+import { formatConfigError, loadConfig } from '../../src/config/index.js';
+import type { ModbusInputConfig } from '../../drivers/modbus/schema.js';
 import { sluice, sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
 import { startPymodbus, words, type PymodbusServer } from './testing/peers.js';

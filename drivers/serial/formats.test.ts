@@ -2,7 +2,8 @@
 // and the lines each refuses with the reason a log line would show.
 import { describe, expect, it } from 'vitest';
 import { Unsigned, type Fields } from '../../src/core/point.js';
-import { loadConfig, type SerialInputConfig } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import type { SerialInputConfig } from '../../drivers/serial/schema.js';
 import { ValueError, epochToUs, rfc3339ToUs } from '../../src/core/text-values.js';
 import {
   createDecoder,

@@ -2,7 +2,8 @@
 // that a JSON Schema cannot say are reported with their position.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { formatConfigError, loadConfig, type SerialInputConfig } from '../../src/config/index.js';
+import { formatConfigError, loadConfig } from '../../src/config/index.js';
+import type { SerialInputConfig } from '../../drivers/serial/schema.js';
 
 const here = (name: string): string => readFileSync(new URL(name, import.meta.url), 'utf8');
 

@@ -18,12 +18,6 @@ export {
 export type { Resolution } from '../core/schema/kit.js';
 export { parseDuration, parseSize, readDuration, readSize, formatDuration, formatSize, durationMs, sizeBytes, type Milliseconds, type Bytes } from '../core/schema/units.js';
 export { expandEnv, type Env } from './env.js';
-export type { ModbusInputConfig, ModbusDeviceConfig, ModbusRegisterConfig, RegisterTable, RegisterType } from '../../drivers/modbus/schema.js';
-export type { SerialInputConfig } from '../../drivers/serial/schema.js';
-export type { MqttInputConfig } from '../../drivers/mqtt/schema.js';
-export type { SimulatorInputConfig } from '../../drivers/simulator/schema.js';
-export type { InfluxdbOutputConfig } from '../../drivers/influxdb/schema.js';
-export type { TimescaledbOutputConfig } from '../../drivers/timescaledb/schema.js';
 
 import { formatConfigError, type ConfigError } from '../core/schema/errors.js';
 

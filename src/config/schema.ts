@@ -1,12 +1,7 @@
 // The top-level config schema, assembled from the sections below and the component schemas that live
-// in each driver's folder. The component lists are explicit: adding a driver means adding it here.
+// in each driver's folder, registered in the one list of drivers (drivers/index.ts).
 import { Type, type StaticDecode, type TObject, type TUnsafe } from '@sinclair/typebox';
-import { influxdbOutput, type InfluxdbOutputConfig } from '../../drivers/influxdb/schema.js';
-import { modbusInput, type ModbusInputConfig } from '../../drivers/modbus/schema.js';
-import { mqttInput, type MqttInputConfig } from '../../drivers/mqtt/schema.js';
-import { serialInput, type SerialInputConfig } from '../../drivers/serial/schema.js';
-import { simulatorInput, type SimulatorInputConfig } from '../../drivers/simulator/schema.js';
-import { timescaledbOutput, type TimescaledbOutputConfig } from '../../drivers/timescaledb/schema.js';
+import { INPUT_DRIVERS, OUTPUT_DRIVERS, type InputConfig, type OutputConfig } from '../../drivers/index.js';
 import { AGGREGATE_FUNCTIONS } from '../core/aggregate.js';
 import { RulesSchema, finishRules, type RulesConfig } from '../rules/schema.js';
 import { FleetSchema, finishFleet, type FleetConfig } from '../fleet/schema.js';
@@ -27,12 +22,11 @@ import {
 import { DURATION_PATTERN, durationMs, formatDuration, type Milliseconds } from '../core/schema/units.js';
 
 /** Registered inputs, by YAML `type`. */
-export const INPUT_COMPONENTS: readonly RegisteredComponent[] = [modbusInput, serialInput, mqttInput, simulatorInput];
+export const INPUT_COMPONENTS: readonly RegisteredComponent[] = INPUT_DRIVERS;
 /** Registered outputs, by YAML `type`. */
-export const OUTPUT_COMPONENTS: readonly RegisteredComponent[] = [influxdbOutput, timescaledbOutput];
+export const OUTPUT_COMPONENTS: readonly RegisteredComponent[] = OUTPUT_DRIVERS;
 
-export type InputConfig = ModbusInputConfig | SerialInputConfig | MqttInputConfig | SimulatorInputConfig;
-export type OutputConfig = InfluxdbOutputConfig | TimescaledbOutputConfig;
+export type { InputConfig, OutputConfig };
 
 export const WHEN_FULL = ['rollup', 'drop_oldest', 'drop_newest'] as const;
 
