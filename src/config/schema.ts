@@ -4,7 +4,7 @@ import { Type, type StaticDecode, type TObject, type TUnsafe } from '@sinclair/t
 import { INPUT_DRIVERS, OUTPUT_DRIVERS, type InputConfig, type OutputConfig } from '../../drivers/index.js';
 import { AGGREGATE_FUNCTIONS } from '../core/aggregate.js';
 import { RulesSchema, finishRules, type RulesConfig } from '../rules/schema.js';
-import { FleetSchema, finishFleet, type FleetConfig } from '../fleet/schema.js';
+import { FleetSchema, finishFleet, type FleetConfig } from './fleet.js';
 import type { Path } from '../core/schema/errors.js';
 import {
   Duration,

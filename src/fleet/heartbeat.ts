@@ -7,7 +7,7 @@
 // Quiet in steady state: a failure is logged when it starts and when it ends, not at every beat.
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../core/component.js';
-import type { FleetConfig } from './schema.js';
+import type { FleetConfig } from '../config/fleet.js';
 
 const POST_TIMEOUT_MS = 10_000;
 const MQTT_CLOSE_TIMEOUT_MS = 2_000;

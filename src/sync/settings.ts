@@ -1,5 +1,5 @@
 // From an output's config (the keys of outputCommon) to the engine's settings.
-import type { Resolution } from '../config/index.js';
+import type { Resolution } from '../core/schema/kit.js';
 import { DEFAULT_SYNC, type SyncSettings } from './engine.js';
 
 export interface OutputCommonConfig {

@@ -4,7 +4,7 @@
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Path } from '../core/schema/errors.js';
 import { Duration, NonEmpty, defaultEmpty, withDefault } from '../core/schema/kit.js';
-import { inlinePublicKey, keySpecKind } from './keys.js';
+import { inlinePublicKey, keySpecKind } from '../core/keys.js';
 
 export const DEFAULT_HEARTBEAT_TOPIC = 'sluice/{agent}/status';
 
