@@ -27,6 +27,8 @@ export async function runAgentCommand(opts: { configFile?: string; dataDir?: str
   const agent = new Agent({ config, ring: ringOptions(config, opts.dataDir), log: log.child({ agent: config.agent.id }) });
   let restart: () => void = () => undefined;
   const fleet = new FleetController({ agent, boot, log: log.child({ agent: config.agent.id, component: 'fleet' }), onRestart: () => restart() });
+  // The status endpoint shows the config source and the fleet's state through the agent's view.
+  agent.control = fleet;
   log.info({ version: VERSION, config: opts.configFile ?? '(embedded default)', source: boot.source }, 'starting');
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

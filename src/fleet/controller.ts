@@ -8,37 +8,36 @@
 //   fleet polling   every fleet.interval (±10 % so a fleet does not poll in step), a conditional GET of
 //                   fleet.url; a manifest is believed only once its Ed25519 signature verifies, and
 //                   applied only when its serial is higher than the last one acted on.
-//   transactions    a fleet config is written atomically (the previous kept as config.yaml.prev),
+//   config changes  a fleet config is written atomically (the previous kept as config.yaml.prev),
 //                   applied, and watched for commit_after (health.ts): committed when healthy, reverted
-//                   when not. A binary is downloaded, checked, staged and run by a restart (launcher.ts);
-//                   once it has run healthy for commit_after it commits itself.
+//                   when not.
+//   binaries        binary.ts: downloaded, checked, staged, run by a restart, committed when healthy.
 //   heartbeat       heartbeat.ts.
-// All of it runs one step at a time through a queue: a reload never overlaps a transaction.
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+// All of it runs one step at a time through the queue of a FleetContext (context.ts): a reload never
+// overlaps a transaction. The composer (src/cli/run.ts) hands the controller to the agent's status view.
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { Agent } from '../agent/agent.js';
 import { formatConfigError, loadConfig, type Config } from '../config/index.js';
 import type { Logger } from '../core/component.js';
 import type { ControlView } from '../http/view.js';
 import { AgentProbe } from '../http/probe.js';
 import { VERSION } from '../version.js';
-import { compose, type Boot } from './boot.js';
-import { Heartbeat } from './heartbeat.js';
-import { DEFAULT_HEALTH_SETTINGS, HealthWatch, healthyInputs, type HealthSettings, type WatchResult } from './health.js';
-import { downloadVerified, fetchManifest } from './http.js';
-import { loadPublicKey } from './keys.js';
-import { pruneStaged, runningSerial } from './launcher.js';
-import { ManifestError, hostArch, sha256Hex, verifyManifest, type Manifest } from './manifest.js';
 import { describePlan, planReload } from '../agent/reload.js';
-import { FleetFiles, binaryStatus, emptyBinaryState, emptyState, fingerprint, type AppliedConfig, type BinaryOrder, type BinaryState, type FleetState } from './state.js';
+import { BinaryTransaction } from './binary.js';
+import { compose, type Boot } from './boot.js';
+import { FleetContext } from './context.js';
+import { Heartbeat } from './heartbeat.js';
+import { DEFAULT_HEALTH_SETTINGS, healthyInputs, type HealthSettings, type WatchResult } from './health.js';
+import { fetchManifest } from './http.js';
+import { loadPublicKey } from './keys.js';
+import { runningSerial } from './launcher.js';
+import { ManifestError, hostArch, sha256Hex, verifyManifest, type Manifest } from './manifest.js';
+import { FleetFiles, binaryStatus, type AppliedConfig, type BinaryState } from './state.js';
 
-/** `sluice run` exits with this when it must be restarted (EX_TEMPFAIL: "try again"); a supervisor brings it back. */
-export const EXIT_RESTART = 75;
+export { EXIT_RESTART } from './context.js';
 
 const FILE_DEBOUNCE_MS = 300;
-/** Download attempts of one binary (one per poll) before it is given up; a new serial starts over. */
-const MAX_DOWNLOAD_ATTEMPTS = 3;
 const POLL_JITTER = 0.1;
 
 export interface ControllerOptions {
@@ -60,31 +59,20 @@ interface PollStatus {
 export class FleetController implements ControlView {
   private readonly agent: Agent;
   private readonly log: Logger;
-  private readonly files: FleetFiles;
+  private readonly fleet: FleetContext;
+  private readonly binary: BinaryTransaction;
   private readonly configFile: string | undefined;
-  private readonly health: HealthSettings;
   private local: Config;
   private localSha: string | undefined;
   private source: Boot['source'];
-  private state: FleetState;
-  private queue: Promise<void>;
-  private ready!: () => void;
-  private started = false;
-  private stopped = false;
-  private restarting: string | undefined;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeat: Heartbeat | undefined;
-  private readonly watches = new Set<HealthWatch>();
   private readonly poll: PollStatus = { last_ms: null, last_ok_ms: null, error: null };
-  private readonly loadedMs = Date.now();
   private lastReloadMs: number | null = null;
   private lastRefusedSha: string | undefined;
-  private installedSha: Promise<string> | undefined;
   private ownProbe: AgentProbe | undefined;
-  /** Aborts a poll or download in flight when the agent stops. */
-  private readonly aborter = new AbortController();
 
   constructor(private readonly opts: ControllerOptions) {
     this.agent = opts.agent;
@@ -92,29 +80,16 @@ export class FleetController implements ControlView {
     this.local = opts.boot.local;
     this.source = opts.boot.source;
     this.configFile = opts.boot.configFile;
-    this.files = new FleetFiles(opts.boot.dataDir);
-    this.health = { ...DEFAULT_HEALTH_SETTINGS, ...opts.health };
-    this.state = this.readState();
+    this.fleet = new FleetContext(opts.agent, new FleetFiles(opts.boot.dataDir), opts.log, { ...DEFAULT_HEALTH_SETTINGS, ...opts.health }, opts.onRestart);
+    this.binary = new BinaryTransaction(this.fleet);
     if (this.configFile !== undefined) this.localSha = this.readLocalSha();
-    // Work waits for start(); SIGHUP before it (the agent still starting) is queued, not fatal.
-    this.queue = new Promise<void>((resolve) => (this.ready = resolve));
     process.on('SIGHUP', this.onSighup);
     for (const n of opts.boot.notices) this.log[n.level]({ ...n.details }, n.msg);
-    opts.agent.control = this;
   }
 
   private readonly onSighup = (): void => {
-    void this.enqueue('SIGHUP reload', () => this.reloadLocal('SIGHUP'));
+    void this.fleet.enqueue('SIGHUP reload', () => this.reloadLocal('SIGHUP'));
   };
-
-  private readState(): FleetState {
-    try {
-      return this.files.readState();
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'fleet state unreadable; starting from an empty one');
-      return emptyState();
-    }
-  }
 
   private readLocalSha(): string | undefined {
     try {
@@ -125,23 +100,22 @@ export class FleetController implements ControlView {
   }
 
   start(): void {
-    this.started = true;
     const boot = this.opts.boot;
     // The config this process started with loaded fine: an old refusal no longer describes the file.
-    if (this.state.local_error) {
-      this.state.local_error = null;
-      this.persist();
+    if (this.fleet.state.local_error) {
+      this.fleet.state.local_error = null;
+      this.fleet.persist();
     }
-    this.ready();
+    this.fleet.open();
     if (this.configFile !== undefined) this.watchFile(this.configFile);
-    if (boot.pending && this.state.config?.state === 'pending') {
-      const { serial, starts, judged } = this.state.config;
+    if (boot.pending && this.fleet.state.config?.state === 'pending') {
+      const { serial, starts, judged } = this.fleet.state.config;
       this.log.info({ serial, start: starts }, `fleet config serial ${serial} is not committed yet; watching its health again`);
       // Everything started with this process: judged are the inputs the change was judged on before the restart.
       const inputs = (judged?.inputs ?? [...this.agent.inputs.keys()]).filter((id) => this.agent.inputs.has(id));
-      this.watchConfig(serial, new Map(inputs.map((id) => [id, this.loadedMs])), judged?.outputs ?? Object.keys(this.agent.config.outputs));
+      this.watchConfig(serial, new Map(inputs.map((id) => [id, this.fleet.loadedMs])), judged?.outputs ?? Object.keys(this.agent.config.outputs));
     }
-    this.resumeBinary();
+    this.binary.resume();
     this.startFleet();
   }
 
@@ -149,7 +123,7 @@ export class FleetController implements ControlView {
   private startFleet(): void {
     const f = this.agent.config.fleet;
     if (f.url !== undefined) {
-      void this.enqueue('poll', () => this.pollOnce());
+      void this.fleet.enqueue('poll', () => this.pollOnce());
       this.schedulePoll();
     }
     this.heartbeat = new Heartbeat(f, this.agent.config.agent.id, () => this.heartbeatReport(), this.log.child({ component: 'heartbeat' }));
@@ -164,84 +138,40 @@ export class FleetController implements ControlView {
   }
 
   private schedulePoll(): void {
-    if (this.stopped) return;
+    if (this.fleet.stopped) return;
     const interval = this.agent.config.fleet.interval;
     const delay = interval * (1 - POLL_JITTER + 2 * POLL_JITTER * Math.random());
     this.pollTimer = setTimeout(() => {
-      void this.enqueue('poll', () => this.pollOnce());
+      void this.fleet.enqueue('poll', () => this.pollOnce());
       this.schedulePoll();
     }, delay);
     this.pollTimer.unref();
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.aborter.abort();
+    if (this.fleet.stopped) return;
     process.off('SIGHUP', this.onSighup);
     this.watcher?.close();
     if (this.debounce) clearTimeout(this.debounce);
-    for (const w of this.watches) w.cancel();
-    this.watches.clear();
-    if (!this.started) this.ready();
-    await this.stopFleet();
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     // Whatever step is running finishes before the agent stops under it.
-    await this.queue;
-  }
-
-  private enqueue(what: string, step: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(async () => {
-      if (this.stopped || this.restarting) return;
-      try {
-        await step();
-      } catch (err) {
-        this.log.error({ err }, `${what} failed`);
-        this.setError(`${what} failed: ${(err as Error).message}`);
-      }
-    });
-    this.queue = run;
-    return run;
+    await this.fleet.close();
+    await this.stopFleet();
   }
 
   /** Waits for queued work (tests, and `pollNow`). */
   idle(): Promise<void> {
-    return this.queue;
+    return this.fleet.idle();
   }
 
   /** One poll now, after whatever is queued. */
   pollNow(): Promise<void> {
-    return this.enqueue('poll', () => this.pollOnce());
+    return this.fleet.enqueue('poll', () => this.pollOnce());
   }
 
   /** A local reload now, as SIGHUP does. */
   reload(): Promise<void> {
-    return this.enqueue('reload', () => this.reloadLocal('api'));
-  }
-
-  private persist(): void {
-    try {
-      this.files.writeState(this.state);
-    } catch (err) {
-      this.log.error({ err }, 'cannot write the fleet state');
-    }
-  }
-
-  private setError(message: string): void {
-    this.state.last_error = message;
-    this.state.last_error_ms = Date.now();
-    this.persist();
-  }
-
-  private setChange(message: string): void {
-    this.state.last_change = message;
-    this.state.last_change_ms = Date.now();
-  }
-
-  private restart(reason: string): void {
-    if (this.restarting) return;
-    this.restarting = reason;
-    this.log.warn({ reason, exit_code: EXIT_RESTART }, `restarting: ${reason} (exit ${EXIT_RESTART}; the supervisor starts sluice again)`);
-    this.opts.onRestart(reason);
+    return this.fleet.enqueue('reload', () => this.reloadLocal('api'));
   }
 
   // ----------------------------------------------------------------------------------- local reload
@@ -259,7 +189,7 @@ export class FleetController implements ControlView {
           // Touches and rewrites with the same bytes are not changes.
           const sha = this.readLocalSha();
           if (sha === undefined || sha === this.localSha) return;
-          void this.enqueue('reload', () => this.reloadLocal('file changed'));
+          void this.fleet.enqueue('reload', () => this.reloadLocal('file changed'));
         }, FILE_DEBOUNCE_MS);
         this.debounce.unref();
       });
@@ -285,14 +215,14 @@ export class FleetController implements ControlView {
     const r = loadConfig({ file, text });
     if (!r.ok) return this.refuseLocal(file, r.errors.map(formatConfigError));
     this.local = r.config;
-    if (this.state.local_error) {
-      this.state.local_error = null;
-      this.persist();
+    if (this.fleet.state.local_error) {
+      this.fleet.state.local_error = null;
+      this.fleet.persist();
     }
     this.lastReloadMs = Date.now();
     const next = this.effectiveConfig();
-    if (this.state.config !== null && this.source === 'fleet') {
-      this.log.info({ reason, serial: this.state.config.serial }, `config file reloaded; the fleet config (serial ${this.state.config.serial}) stays in effect for every section but fleet and agent.data_dir`);
+    if (this.fleet.state.config !== null && this.source === 'fleet') {
+      this.log.info({ reason, serial: this.fleet.state.config.serial }, `config file reloaded; the fleet config (serial ${this.fleet.state.config.serial}) stays in effect for every section but fleet and agent.data_dir`);
     }
     await this.applyConfig(next, `reload (${reason})`);
   }
@@ -301,18 +231,18 @@ export class FleetController implements ControlView {
     for (const line of errors) this.log.error({ error: line }, 'config reload refused');
     const message = `${file}: ${errors.length} error${errors.length === 1 ? '' : 's'}; still running the previous config. First: ${errors[0]}`;
     this.log.error({ file, errors: errors.length }, `config reload refused: ${errors.length} error${errors.length === 1 ? '' : 's'}; the running config stays in effect`);
-    this.state.local_error = { message, errors, time_ms: Date.now() };
-    this.persist();
+    this.fleet.state.local_error = { message, errors, time_ms: Date.now() };
+    this.fleet.persist();
   }
 
   /** The config that should run now: the fleet's (composed with the local file) or the local file's. */
   private effectiveConfig(): Config {
-    if (this.local.fleet.url === undefined || this.state.config === null) {
+    if (this.local.fleet.url === undefined || this.fleet.state.config === null) {
       this.source = this.configFile === undefined ? 'default' : 'file';
       return this.local;
     }
-    const text = this.files.readConfigText();
-    const r = text === undefined ? undefined : loadConfig({ file: this.files.paths.config, text });
+    const text = this.fleet.files.readConfigText();
+    const r = text === undefined ? undefined : loadConfig({ file: this.fleet.files.paths.config, text });
     if (!r?.ok) {
       this.source = this.configFile === undefined ? 'default' : 'file';
       return this.local;
@@ -330,7 +260,7 @@ export class FleetController implements ControlView {
     }
     if (plan.restartKeys.length > 0) {
       this.log.warn({ keys: plan.restartKeys, why }, `config changes keys that need a restart: ${plan.restartKeys.join(', ')}`);
-      this.restart(`${why}: ${plan.restartKeys.join(', ')} changed`);
+      this.fleet.restart(`${why}: ${plan.restartKeys.join(', ')} changed`);
       return false;
     }
     await this.agent.apply(next, plan);
@@ -348,13 +278,13 @@ export class FleetController implements ControlView {
     const f = this.agent.config.fleet;
     if (f.url === undefined || f.public_key === undefined) return;
     // One change at a time: the next manifest waits until the running window is decided.
-    if (this.watches.size > 0) return;
+    if (this.fleet.watches.size > 0) return;
     this.poll.last_ms = Date.now();
     let res;
     try {
-      res = await fetchManifest(f.url, this.state.etag, this.agent.config.agent.id, this.aborter.signal);
+      res = await fetchManifest(f.url, this.fleet.state.etag, this.agent.config.agent.id, this.fleet.aborter.signal);
     } catch (err) {
-      if (this.stopped) return;
+      if (this.fleet.stopped) return;
       const message = `cannot fetch ${f.url}: ${(err as Error).message}`;
       if (this.poll.error === null) this.log.warn({ url: f.url, err: (err as Error).message }, 'fleet poll failed; trying again every interval');
       this.poll.error = message;
@@ -363,14 +293,14 @@ export class FleetController implements ControlView {
     if (this.poll.error !== null) this.log.info({ url: f.url }, 'fleet poll works again');
     this.poll.error = null;
     this.poll.last_ok_ms = Date.now();
-    if (res.status === 304) return this.retryBinary();
+    if (res.status === 304) return this.binary.retry();
     const bodySha = sha256Hex(res.body);
-    if (res.etag !== this.state.etag) {
-      this.state.etag = res.etag;
-      this.persist();
+    if (res.etag !== this.fleet.state.etag) {
+      this.fleet.state.etag = res.etag;
+      this.fleet.persist();
     }
     // A server without ETags serves the same refused manifest at every poll: say so once.
-    if (bodySha === this.lastRefusedSha) return this.retryBinary();
+    if (bodySha === this.lastRefusedSha) return this.binary.retry();
     let manifest: Manifest;
     try {
       manifest = verifyManifest(res.body, loadPublicKey(f.public_key));
@@ -378,15 +308,15 @@ export class FleetController implements ControlView {
       const why = err instanceof ManifestError ? err.message : `fleet.public_key: ${(err as Error).message}`;
       return this.refuse(bodySha, `manifest from ${f.url} refused: ${why}`);
     }
-    const applied = this.state.serial;
+    const applied = this.fleet.state.serial;
     if (applied !== null && manifest.serial < applied) {
       return this.refuse(bodySha, `manifest serial ${manifest.serial} refused: serial ${applied} is already applied; a manifest must carry a higher serial`);
     }
     if (applied !== null && manifest.serial === applied) {
-      if (bodySha !== this.state.manifest_sha256) {
+      if (bodySha !== this.fleet.state.manifest_sha256) {
         this.refuse(bodySha, `manifest serial ${manifest.serial} ignored: that serial was already applied with other content; publish a change with a higher serial`);
       }
-      return this.retryBinary();
+      return this.binary.retry();
     }
     await this.applyManifest(manifest, bodySha);
   }
@@ -394,45 +324,40 @@ export class FleetController implements ControlView {
   private refuse(bodySha: string, message: string): void {
     this.lastRefusedSha = bodySha;
     this.log.error({}, message);
-    this.setError(message);
-  }
-
-  /** A binary whose download failed is tried again at the polls that bring nothing newer. */
-  private async retryBinary(): Promise<void> {
-    if (this.state.binary_pending) await this.stageBinary(this.state.binary_pending);
+    this.fleet.setError(message);
   }
 
   private async applyManifest(m: Manifest, bodySha: string): Promise<void> {
     // A newer manifest says which binary to run: one still waiting for its download is superseded.
-    this.state.binary_pending = null;
+    this.fleet.state.binary_pending = null;
     const arch = hostArch();
     const ref = arch ? m.binaries?.[arch] : undefined;
     const binary = ref && arch ? { serial: m.serial, arch, url: new URL(ref.url, this.agent.config.fleet.url).href, sha256: ref.sha256 } : undefined;
-    if (m.config !== undefined && sha256Hex(m.config) !== this.state.config?.sha256) {
+    if (m.config !== undefined && sha256Hex(m.config) !== this.fleet.state.config?.sha256) {
       const r = loadConfig({ text: m.config, file: `manifest serial ${m.serial}` });
       if (!r.ok) {
         const errors = r.errors.map(formatConfigError);
         for (const line of errors) this.log.error({ error: line }, 'fleet config refused');
-        this.state.serial = m.serial;
-        this.state.manifest_sha256 = bodySha;
+        this.fleet.state.serial = m.serial;
+        this.fleet.state.manifest_sha256 = bodySha;
         return this.refuse(bodySha, `manifest serial ${m.serial} refused: its config is invalid (${errors.length} error${errors.length === 1 ? '' : 's'}): ${errors.slice(0, 3).join('; ')}`);
       }
-      this.state.serial = m.serial;
-      this.state.manifest_sha256 = bodySha;
+      this.fleet.state.serial = m.serial;
+      this.fleet.state.manifest_sha256 = bodySha;
       return this.beginConfig(m.serial, m.config, r.config, binary);
     }
-    this.state.serial = m.serial;
-    this.state.manifest_sha256 = bodySha;
-    this.persist();
-    if (binary) return this.stageBinary(binary);
+    this.fleet.state.serial = m.serial;
+    this.fleet.state.manifest_sha256 = bodySha;
+    this.fleet.persist();
+    if (binary) return this.binary.stage(binary);
     this.log.info({ serial: m.serial }, `manifest serial ${m.serial}: nothing to change here`);
   }
 
   private async beginConfig(serial: number, text: string, decoded: Config, binary: AppliedConfig['then_binary']): Promise<void> {
     const next = compose(decoded, this.local);
-    const previous = this.state.config;
-    this.files.installConfig(text);
-    this.state.config = {
+    const previous = this.fleet.state.config;
+    this.fleet.files.installConfig(text);
+    this.fleet.state.config = {
       serial,
       sha256: sha256Hex(text),
       state: 'pending',
@@ -442,21 +367,21 @@ export class FleetController implements ControlView {
       ...(binary ? { then_binary: binary } : {}),
     };
     const plan = planReload(this.agent.config, next);
-    const before = new Set(healthyInputs(this.agent, this.loadedMs, this.health));
+    const before = new Set(healthyInputs(this.agent, this.fleet.loadedMs, this.fleet.health));
     const judgedInputs = [...plan.inputs.unchanged.filter((id) => before.has(id)), ...plan.inputs.start];
-    this.state.config.judged = { inputs: judgedInputs, outputs: plan.outputs.start };
-    this.setChange(`config serial ${serial} applied; committed after ${this.agent.config.fleet.commit_after / 1000}s healthy`);
-    this.persist();
+    this.fleet.state.config.judged = { inputs: judgedInputs, outputs: plan.outputs.start };
+    this.fleet.setChange(`config serial ${serial} applied; committed after ${this.agent.config.fleet.commit_after / 1000}s healthy`);
+    this.fleet.persist();
     if (plan.restartKeys.length > 0) {
       this.log.warn({ serial, keys: plan.restartKeys }, `fleet config serial ${serial} changes keys that need a restart (${plan.restartKeys.join(', ')}); its health window runs after the restart`);
-      this.restart(`fleet config serial ${serial}`);
+      this.fleet.restart(`fleet config serial ${serial}`);
       return;
     }
     await this.agent.apply(next, plan);
     this.source = 'fleet';
     const now = Date.now();
     const judged = new Map<string, number>();
-    for (const id of judgedInputs) judged.set(id, plan.inputs.start.includes(id) ? now : this.loadedMs);
+    for (const id of judgedInputs) judged.set(id, plan.inputs.start.includes(id) ? now : this.fleet.loadedMs);
     this.log.info(
       { serial, commit_after_ms: next.fleet.commit_after, ...describePlan(plan) },
       `fleet config serial ${serial} applied; committing it after ${next.fleet.commit_after / 1000}s healthy`,
@@ -470,156 +395,28 @@ export class FleetController implements ControlView {
 
   private watchConfig(serial: number, inputs: Map<string, number>, outputs: string[]): void {
     const spec = { what: `config serial ${serial}`, durationMs: this.agent.config.fleet.commit_after, inputs, outputs };
-    const w = new HealthWatch(this.agent, spec, this.health, (result) => {
-      this.watches.delete(w);
-      void this.enqueue('config commit', () => this.finishConfig(serial, result));
-    });
-    this.watches.add(w);
-    w.start();
+    this.fleet.watch(spec, 'config commit', (result) => this.finishConfig(serial, result));
   }
 
   private async finishConfig(serial: number, result: WatchResult): Promise<void> {
-    const cfg = this.state.config;
+    const cfg = this.fleet.state.config;
     if (cfg?.serial !== serial || cfg.state !== 'pending') return;
     if (result.ok) {
       cfg.state = 'committed';
       cfg.starts = 0;
       const then = cfg.then_binary;
       delete cfg.then_binary;
-      this.setChange(`config serial ${serial} committed`);
-      this.persist();
+      this.fleet.setChange(`config serial ${serial} committed`);
+      this.fleet.persist();
       this.log.info({ serial }, `fleet config serial ${serial} committed: healthy for ${this.agent.config.fleet.commit_after / 1000}s`);
-      if (then) await this.stageBinary(then);
+      if (then) await this.binary.stage(then);
       return;
     }
-    const message = this.files.revertPending(this.state, result.reason);
-    this.persist();
+    const message = this.fleet.files.revertPending(this.fleet.state, result.reason);
+    this.fleet.persist();
     this.log.error({ serial, reason: result.reason }, message);
     const next = this.effectiveConfig();
     await this.applyConfig(next, `revert of config serial ${serial}`);
-  }
-
-  // ------------------------------------------------------------------------------------------ binary
-
-  private readBinary(): BinaryState {
-    return this.files.readBinary() ?? emptyBinaryState();
-  }
-
-  /** sha256 of the binary this process runs (staged ones are known; the installed one is hashed once). */
-  private async runningSha(b: BinaryState): Promise<string> {
-    const serial = runningSerial();
-    if (serial !== null) {
-      const known = [b.current, b.candidate].find((x) => x?.serial === serial);
-      if (known) return known.sha256;
-    }
-    this.installedSha ??= new Promise<string>((resolve, reject) => {
-      const h = createHash('sha256');
-      createReadStream(process.execPath)
-        .on('data', (chunk) => h.update(chunk))
-        .on('end', () => resolve(h.digest('hex')))
-        .on('error', reject);
-    });
-    return this.installedSha;
-  }
-
-  private async stageBinary(ref: BinaryOrder): Promise<void> {
-    const failures = this.state.binary_pending?.serial === ref.serial ? this.state.binary_pending.failures : 0;
-    this.state.binary_pending = null;
-    const b = this.readBinary();
-    const running = await this.runningSha(b);
-    if (ref.sha256 === running) {
-      this.persist();
-      this.log.info({ serial: ref.serial }, `binary of serial ${ref.serial} is the one running`);
-      return;
-    }
-    if (b.abandoned.includes(ref.sha256)) {
-      this.setError(`binary of serial ${ref.serial} not installed: this build (sha256 ${ref.sha256.slice(0, 12)}…) was rolled back before`);
-      return;
-    }
-    const path = join(this.files.paths.bin, `sluice-${ref.serial}`);
-    mkdirSync(this.files.paths.bin, { recursive: true });
-    // Only the binary running now (and the installed one, which is outside the data directory) is kept.
-    pruneStaged(this.files.paths.bin, [b.current]);
-    this.log.info({ serial: ref.serial, url: ref.url }, `downloading the binary of serial ${ref.serial}`);
-    let bytes: number;
-    try {
-      ({ bytes } = await downloadVerified(ref.url, ref.sha256, path, this.agent.config.agent.id, this.aborter.signal));
-    } catch (err) {
-      const attempt = failures + 1;
-      // Kept for the next start when the agent stopped mid-download.
-      if (this.stopped || attempt < MAX_DOWNLOAD_ATTEMPTS) this.state.binary_pending = { ...ref, failures: this.stopped ? failures : attempt };
-      if (this.stopped) return this.persist();
-      const then = attempt < MAX_DOWNLOAD_ATTEMPTS ? `attempt ${attempt} of ${MAX_DOWNLOAD_ATTEMPTS}; tried again at the next poll` : `gave up after ${MAX_DOWNLOAD_ATTEMPTS} attempts; publish it with a higher serial`;
-      const message = `binary of serial ${ref.serial} not installed (${then}): ${(err as Error).message}`;
-      this.log.error({ serial: ref.serial, url: ref.url }, message);
-      this.setError(message);
-      return;
-    }
-    const after = this.readBinary();
-    if (runningSerial() === null) after.installed = fingerprint(process.execPath);
-    after.candidate = {
-      serial: ref.serial,
-      path,
-      sha256: ref.sha256,
-      staged_ms: Date.now(),
-      starts: 0,
-      healthy_inputs: healthyInputs(this.agent, this.loadedMs, this.health),
-    };
-    this.files.writeBinary(after);
-    this.setChange(`binary of serial ${ref.serial} staged (${bytes} bytes)`);
-    this.persist();
-    this.log.info({ serial: ref.serial, path, bytes }, `binary of serial ${ref.serial} staged; restarting into it (kept after ${this.agent.config.fleet.commit_after / 1000}s healthy, else rolled back)`);
-    this.restart(`binary of serial ${ref.serial} staged`);
-  }
-
-  /** In a staged binary that is not committed yet: watch its health, then commit or give up. */
-  private resumeBinary(): void {
-    let b: BinaryState;
-    try {
-      b = this.readBinary();
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'staged binary state unreadable');
-      return;
-    }
-    // A rollback the launcher did before this process started is news for status.
-    if (b.rollback && (this.state.last_error_ms ?? 0) < b.rollback.time_ms) {
-      this.state.last_error = `binary of serial ${b.rollback.serial} rolled back: ${b.rollback.reason}`;
-      this.state.last_error_ms = b.rollback.time_ms;
-      this.persist();
-    }
-    const serial = runningSerial();
-    const c = b.candidate;
-    if (serial === null || c?.serial !== serial) return;
-    const inputs = new Map(c.healthy_inputs.filter((id) => this.agent.inputs.has(id)).map((id) => [id, this.loadedMs]));
-    this.log.info({ serial, start: c.starts }, `running the staged binary of serial ${serial}; committing it after ${this.agent.config.fleet.commit_after / 1000}s healthy`);
-    const spec = { what: `binary serial ${serial}`, durationMs: this.agent.config.fleet.commit_after, inputs, outputs: [] };
-    const w = new HealthWatch(this.agent, spec, this.health, (result) => {
-      this.watches.delete(w);
-      void this.enqueue('binary commit', () => Promise.resolve(this.finishBinary(serial, result)));
-    });
-    this.watches.add(w);
-    w.start();
-  }
-
-  private finishBinary(serial: number, result: WatchResult): void {
-    const b = this.readBinary();
-    const c = b.candidate;
-    if (c?.serial !== serial) return;
-    if (result.ok) {
-      b.current = { serial: c.serial, path: c.path, sha256: c.sha256, staged_ms: c.staged_ms };
-      b.candidate = null;
-      this.files.writeBinary(b);
-      pruneStaged(this.files.paths.bin, [b.current]);
-      this.setChange(`binary of serial ${serial} committed (version ${VERSION})`);
-      this.persist();
-      this.log.info({ serial, version: VERSION }, `binary of serial ${serial} committed: healthy for ${this.agent.config.fleet.commit_after / 1000}s`);
-      return;
-    }
-    // Tell the launcher to abandon it now rather than after its remaining starts.
-    c.abandon = `unhealthy: ${result.reason}`;
-    this.files.writeBinary(b);
-    this.log.error({ serial, reason: result.reason }, `binary of serial ${serial} is unhealthy (${result.reason}); rolling back`);
-    this.restart(`binary of serial ${serial} unhealthy`);
   }
 
   // ------------------------------------------------------------------------------------------ status
@@ -628,13 +425,13 @@ export class FleetController implements ControlView {
     return {
       source: this.source,
       file: this.configFile ?? null,
-      fleet_file: this.source === 'fleet' ? this.files.paths.config : null,
-      serial: this.source === 'fleet' ? (this.state.config?.serial ?? null) : null,
-      loaded_ms: this.loadedMs,
+      fleet_file: this.source === 'fleet' ? this.fleet.files.paths.config : null,
+      serial: this.source === 'fleet' ? (this.fleet.state.config?.serial ?? null) : null,
+      loaded_ms: this.fleet.loadedMs,
       last_reload_ms: this.lastReloadMs,
-      last_error: this.state.local_error?.message ?? null,
-      errors: this.state.local_error?.errors ?? [],
-      restarting: this.restarting ?? null,
+      last_error: this.fleet.state.local_error?.message ?? null,
+      errors: this.fleet.state.local_error?.errors ?? [],
+      restarting: this.fleet.restarting ?? null,
     };
   }
 
@@ -643,24 +440,24 @@ export class FleetController implements ControlView {
     if (f.url === undefined && !this.heartbeat?.enabled) return null;
     let binary: BinaryState | undefined;
     try {
-      binary = this.files.readBinary();
+      binary = this.fleet.files.readBinary();
     } catch {
       binary = undefined;
     }
-    const pending = [...this.watches].map((w) => ({ what: w.spec.what, since_ms: w.startedMs, commit_at_ms: w.endsMs }));
+    const pending = [...this.fleet.watches].map((w) => ({ what: w.spec.what, since_ms: w.startedMs, commit_at_ms: w.endsMs }));
     return {
       url: f.url ?? null,
-      serial: this.state.serial,
-      config_serial: this.state.config?.serial ?? null,
-      config_state: this.state.config?.state ?? null,
+      serial: this.fleet.state.serial,
+      config_serial: this.fleet.state.config?.serial ?? null,
+      config_state: this.fleet.state.config?.state ?? null,
       pending,
       binary: { ...binaryStatus(binary, runningSerial()), version: VERSION },
-      poll: { ...this.poll, etag: this.state.etag },
+      poll: { ...this.poll, etag: this.fleet.state.etag },
       heartbeat: this.heartbeat?.enabled ? { ...this.heartbeat.status } : null,
-      last_error: this.state.last_error,
-      last_error_ms: this.state.last_error_ms,
-      last_change: this.state.last_change,
-      last_change_ms: this.state.last_change_ms,
+      last_error: this.fleet.state.last_error,
+      last_error_ms: this.fleet.state.last_error_ms,
+      last_change: this.fleet.state.last_change,
+      last_change_ms: this.fleet.state.last_change_ms,
     };
   }
 
@@ -694,15 +491,15 @@ export class FleetController implements ControlView {
       time_ms: Date.now(),
       version: VERSION,
       binary_serial: runningSerial(),
-      config: { source: this.source, serial: this.source === 'fleet' ? (this.state.config?.serial ?? null) : null, state: this.state.config?.state ?? null },
-      fleet_serial: this.state.serial,
+      config: { source: this.source, serial: this.source === 'fleet' ? (this.fleet.state.config?.serial ?? null) : null, state: this.fleet.state.config?.state ?? null },
+      fleet_serial: this.fleet.state.serial,
       health: { status: health.status, reasons: health.reasons },
       backlog_points: backlog,
       outputs,
       store_bytes: snap.store.store_bytes,
       capacity_bytes: snap.store.capacity_bytes,
-      last_error: this.state.last_error,
-      uptime_s: Math.round((Date.now() - this.loadedMs) / 1000),
+      last_error: this.fleet.state.last_error,
+      uptime_s: Math.round((Date.now() - this.fleet.loadedMs) / 1000),
     };
   }
 }

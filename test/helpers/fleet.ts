@@ -148,6 +148,7 @@ export async function runAgent(file: string, text: string, health = { minSilentM
   const agent = new Agent({ config: boot.config, ring: ringOptions(boot.config), log });
   const restarts: string[] = [];
   const fleet = new FleetController({ agent, boot, log: log.child({ component: 'fleet' }), onRestart: (reason) => void restarts.push(reason), health });
+  agent.control = fleet;
   await agent.start();
   fleet.start();
   let stopped = false;
