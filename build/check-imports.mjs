@@ -13,7 +13,7 @@ const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.u
 /** Bottom first. A module may import its own unit and any unit of a lower layer. */
 const LAYERS = [
   ['src/core'],
-  ['drivers', 'src/store', 'src/io', 'src/sea', 'src/log', 'src/version'],
+  ['drivers', 'src/store', 'src/io', 'src/net', 'src/sea', 'src/log', 'src/version'],
   ['src/sync', 'src/query', 'src/rules'],
   ['src/config'],
   ['src/http'],

@@ -16,6 +16,7 @@
 // Lines an answer names are rejected and the rest is sent again; sending a line twice is harmless
 // (InfluxDB overwrites the same series and time), so it does not matter which servers wrote the rest.
 import { OutputError, type WriteResult } from '../../src/core/component.js';
+import { parseRetryAfter } from '../../src/core/retry-after.js';
 import { lineText, type Lines } from './lines.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
@@ -121,18 +122,4 @@ export function networkError(err: unknown): OutputError {
 
 function clip(text: string): string {
   return text.length > 300 ? text.slice(0, 300) + '…' : text;
-}
-
-/**
- * Retry-After (RFC 9110 10.2.3): delay-seconds or an HTTP-date. Returns milliseconds from `nowMs`, or
- * undefined when absent or unreadable. A date in the past means "now" (0).
- */
-export function parseRetryAfter(value: string | string[] | undefined | null, nowMs: number = Date.now()): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const text = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!text) return undefined;
-  if (/^\d+(?:\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
 }

@@ -4,13 +4,13 @@ import {
   ComponentType,
   Duration,
   IntegerEnum,
-  InsecureSkipVerify,
   JsonPayload,
   Measurement,
   NonEmpty,
   StringEnum,
   TIME_PRECISIONS,
   Tags,
+  TlsWithClientCertificate,
   defineComponent,
   derived,
   unset,
@@ -19,15 +19,7 @@ import {
 
 export const MQTT_FORMATS = ['json', 'influx', 'value'] as const;
 
-export const MqttTlsSchema = Type.Object(
-  {
-    ca: Type.Optional(NonEmpty('Path to a PEM file with the CA certificate(s) to trust instead of the system store.')),
-    cert: Type.Optional(NonEmpty('Path to a PEM client certificate (with key).')),
-    key: Type.Optional(NonEmpty('Path to the PEM private key of cert.')),
-    insecure_skip_verify: InsecureSkipVerify(),
-  },
-  { additionalProperties: false, description: 'TLS settings for mqtts:// and wss:// urls.' },
-);
+export const MqttTlsSchema = TlsWithClientCertificate('TLS settings for mqtts:// and wss:// urls.');
 
 export const MqttInfluxSchema = Type.Object(
   {

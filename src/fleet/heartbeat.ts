@@ -5,9 +5,10 @@
 //         it when the gateway drops off without saying goodbye, and a clean stop publishes the same.
 //   HTTP: POST of the same JSON to fleet.heartbeat.url.
 // Quiet in steady state: a failure is logged when it starts and when it ends, not at every beat.
-import type { MqttClient } from 'mqtt';
 import type { Logger } from '../core/component.js';
 import type { FleetConfig } from '../config/fleet.js';
+import { MqttPublisher } from '../net/mqtt-publisher.js';
+import { postJson } from '../net/webhook.js';
 
 const POST_TIMEOUT_MS = 10_000;
 const MQTT_CLOSE_TIMEOUT_MS = 2_000;
@@ -19,9 +20,8 @@ export interface HeartbeatStatus {
 
 export class Heartbeat {
   readonly status: HeartbeatStatus = { last_ms: null, error: null };
-  private client: MqttClient | undefined;
-  /** Settles once mqtt.js is loaded and the client made (loaded only when the heartbeat uses MQTT). */
-  private connecting: Promise<void> | undefined;
+  /** Made only when the heartbeat uses MQTT (mqtt.js is then loaded). */
+  private publisher: MqttPublisher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly topic: string | undefined;
   private failing = new Set<string>();
@@ -45,21 +45,18 @@ export class Heartbeat {
     const m = this.cfg.heartbeat.mqtt;
     const topic = this.topic;
     if (m && topic) {
-      this.connecting = import('mqtt').then(({ connect }) => {
-        if (this.stopped) return;
-        this.client = connect(m.url, {
-          clientId: `sluice-${this.agentId}-status`,
-          username: m.username,
-          password: m.password,
-          clean: true,
-          reconnectPeriod: 5_000,
-          connectTimeout: 10_000,
-          will: { topic, payload: Buffer.from(JSON.stringify({ agent_id: this.agentId, online: false })), qos: 1, retain: true },
-        });
-        this.client.on('error', (err) => this.failed('mqtt', err));
+      this.publisher = new MqttPublisher({
+        url: m.url,
+        clientId: `sluice-${this.agentId}-status`,
+        username: m.username,
+        password: m.password,
+        connectTimeoutMs: 10_000,
+        will: { topic, payload: JSON.stringify({ agent_id: this.agentId, online: false }), qos: 1, retain: true },
+        onError: (err) => this.failed('mqtt', err),
         // The first report goes out as soon as the broker is there, not one interval later.
-        this.client.on('connect', () => this.publishMqtt());
-      }, (err: unknown) => this.failed('mqtt', err));
+        onConnect: () => this.publishMqtt(),
+      });
+      this.publisher.start();
     }
     this.beat();
     this.timer = setInterval(() => this.beat(), this.cfg.interval);
@@ -72,10 +69,8 @@ export class Heartbeat {
     this.publishMqtt();
     const url = this.cfg.heartbeat.url;
     if (url) {
-      const body = JSON.stringify(this.report());
-      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) })
-        .then(async (res) => {
-          await res.body?.cancel();
+      postJson(url, this.report(), { timeoutMs: POST_TIMEOUT_MS })
+        .then((res) => {
           if (!res.ok) throw new Error(`HTTP ${res.status} from ${url}`);
           this.succeeded('http');
         })
@@ -84,12 +79,12 @@ export class Heartbeat {
   }
 
   private publishMqtt(): void {
-    const client = this.client;
-    if (!client || !this.topic || !client.connected) return;
-    client.publish(this.topic, JSON.stringify(this.report()), { qos: 1, retain: true }, (err) => {
-      if (err) this.failed('mqtt', err);
-      else this.succeeded('mqtt');
-    });
+    const publisher = this.publisher;
+    if (!publisher?.connected || !this.topic) return;
+    publisher.publish(this.topic, JSON.stringify(this.report()), { qos: 1, retain: true }, POST_TIMEOUT_MS).then(
+      () => this.succeeded('mqtt'),
+      (err: unknown) => this.failed('mqtt', err),
+    );
   }
 
   private succeeded(via: string): void {
@@ -109,25 +104,10 @@ export class Heartbeat {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.connecting;
-    const client = this.client;
-    this.client = undefined;
-    if (!client) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        client.end(true);
-        resolve();
-      }, MQTT_CLOSE_TIMEOUT_MS);
-      const close = () => {
-        clearTimeout(timer);
-        client.end(false, {}, () => resolve());
-      };
-      if (client.connected && this.topic) {
-        client.publish(this.topic, JSON.stringify({ ...this.report(), online: false }), { qos: 1, retain: true }, close);
-      } else {
-        clearTimeout(timer);
-        client.end(true, {}, () => resolve());
-      }
-    });
+    const publisher = this.publisher;
+    this.publisher = undefined;
+    if (!publisher) return;
+    const goodbye = this.topic ? { topic: this.topic, payload: JSON.stringify({ ...this.report(), online: false }), options: { qos: 1 as const, retain: true }, timeoutMs: MQTT_CLOSE_TIMEOUT_MS } : undefined;
+    await publisher.close(goodbye);
   }
 }

@@ -3,11 +3,10 @@
 // with exponential backoff; nothing here is awaited by the sink, so a dead broker or webhook never
 // slows ingestion. Delivery is at-least-once: a retry after a lost acknowledgement repeats an alert,
 // and the payload's `id` lets a receiver drop the repeat.
-import { readFileSync } from 'node:fs';
-import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../core/component.js';
 import { Unsigned, type FieldValue } from '../core/point.js';
-import { VERSION } from '../version.js';
+import { MqttPublisher } from '../net/mqtt-publisher.js';
+import { PostError, postJson } from '../net/webhook.js';
 import type { AlertEvent } from './alerts.js';
 import { SEVERITIES, type MqttNotifyConfig, type NotifyConfig, type Severity, type WebhookNotifyConfig } from './schema.js';
 
@@ -300,122 +299,56 @@ export function alertTopic(template: string, payload: AlertPayload): string {
   return template.replace(/\{([a-z]+)\}/g, (whole, name: string) => vars[name] ?? whole);
 }
 
-/** Rejects when `signal` aborts or `ms` pass first. */
-function within<T>(promise: Promise<T>, ms: number, signal: AbortSignal, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => finish(() => reject(new NotifyError(`${what}: stopped`, false)));
-    const timer = setTimeout(() => finish(() => reject(new NotifyError(`${what}: no answer within ${ms} ms`, true))), ms);
-    const finish = (settle: () => void): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      settle();
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort);
-    promise.then(
-      (v) => finish(() => resolve(v)),
-      (err: unknown) => finish(() => reject(err instanceof Error ? err : new Error(String(err)))),
-    );
-  });
-}
-
+/** Alerts over MQTT, through the publisher the heartbeat uses too (src/net/mqtt-publisher.ts). */
 export class MqttTransport implements Transport {
-  private client: MqttClient | undefined;
-  /** Settles once mqtt.js is loaded and the client made (or not, when closed first). */
-  private opening: Promise<void> | undefined;
-  private closed = false;
+  private readonly publisher: MqttPublisher;
   private lastConnectError: string | undefined;
 
   constructor(
     private readonly config: MqttNotifyConfig,
-    private readonly agentId: string,
+    agentId: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const c = config;
+    this.publisher = new MqttPublisher({
+      url: c.url,
+      clientId: c.client_id ?? `sluice-${agentId}-alerts`,
+      username: c.username,
+      password: c.password,
+      tls: c.tls,
+      connectTimeoutMs: c.timeout,
+      onConnect: () => {
+        if (this.lastConnectError !== undefined) this.log.info({ url: c.url }, 'alerts: mqtt connected');
+        this.lastConnectError = undefined;
+      },
+      onError: (err) => {
+        // Reconnects are mqtt.js's job; log the first error of an outage, not every attempt.
+        if (this.lastConnectError === undefined) this.log.warn({ url: c.url, err: err.message }, 'alerts: mqtt broker unreachable; retrying');
+        this.lastConnectError = err.message;
+      },
+    });
+  }
 
   start(): void {
-    // mqtt.js is loaded only by agents whose alerts use it: it costs a few MB a gateway may not spare.
-    this.opening = import('mqtt').then(
-      ({ connect }) => {
-        if (!this.closed) this.open(connect);
-      },
-      (err: unknown) => this.log.error({ err }, 'alerts: cannot load the MQTT client'),
-    );
-  }
-
-  private open(connect: typeof import('mqtt').connect): void {
-    const c = this.config;
-    const options: IClientOptions = {
-      clientId: c.client_id ?? `sluice-${this.agentId}-alerts`,
-      clean: true,
-      reconnectPeriod: 5000,
-      connectTimeout: c.timeout,
-      // Alerts are queued (and retried) by the channel; mqtt.js must not hold its own offline copies.
-      queueQoSZero: false,
-    };
-    if (c.username !== undefined) options.username = c.username;
-    if (c.password !== undefined) options.password = c.password;
-    if (c.tls !== undefined) {
-      if (c.tls.ca !== undefined) options.ca = readFileSync(c.tls.ca);
-      options.rejectUnauthorized = !c.tls.insecure_skip_verify;
-    }
-    const client = connect(c.url, options);
-    client.on('connect', () => {
-      if (this.lastConnectError !== undefined) this.log.info({ url: c.url }, 'alerts: mqtt connected');
-      this.lastConnectError = undefined;
-    });
-    client.on('error', (err) => {
-      // Reconnects are mqtt.js's job; log the first error of an outage, not every attempt.
-      if (this.lastConnectError === undefined) this.log.warn({ url: c.url, err: err.message }, 'alerts: mqtt broker unreachable; retrying');
-      this.lastConnectError = err.message;
-    });
-    this.client = client;
-  }
-
-  private async connected(client: MqttClient, signal: AbortSignal): Promise<void> {
-    if (client.connected) return;
-    let onConnect = (): void => {};
-    const wait = new Promise<void>((resolve) => {
-      onConnect = resolve;
-      client.once('connect', onConnect);
-    });
-    try {
-      await within(wait, this.config.timeout, signal, `mqtt: not connected to ${this.config.url}${this.lastConnectError ? ` (${this.lastConnectError})` : ''}`);
-    } finally {
-      client.off('connect', onConnect);
-    }
+    this.publisher.start();
   }
 
   async send(payload: AlertPayload, signal: AbortSignal): Promise<void> {
-    await this.opening;
-    const client = this.client;
-    if (!client) throw new NotifyError('mqtt: not started', true);
-    await this.connected(client, signal);
-    const topic = alertTopic(this.config.topic, payload);
-    await within(
-      client.publishAsync(topic, JSON.stringify(payload), { qos: this.config.qos, retain: this.config.retain }).then(() => undefined),
-      this.config.timeout,
-      signal,
-      `mqtt: publish to ${topic}`,
-    );
+    const { url, timeout, topic, qos, retain } = this.config;
+    const to = alertTopic(topic, payload);
+    try {
+      await this.publisher.waitConnected(timeout, signal, `mqtt: not connected to ${url}${this.lastConnectError ? ` (${this.lastConnectError})` : ''}`);
+      await this.publisher.publish(to, JSON.stringify(payload), { qos, retain }, timeout, signal);
+    } catch (err) {
+      // A stop is final for this alert; anything else (no broker, no acknowledgement in time) is retried.
+      throw new NotifyError((err as Error).message, !signal.aborted, undefined, { cause: err });
+    }
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.opening;
-    const client = this.client;
-    this.client = undefined;
-    if (!client) return;
-    // force: anything still unacknowledged was counted as dropped; do not wait for a dead broker.
-    await client.endAsync(true);
+  close(): Promise<void> {
+    // Forced: anything still unacknowledged was counted as dropped; do not wait for a dead broker.
+    return this.publisher.close();
   }
-}
-
-function retryAfterMs(header: string | null, nowMs: number): number | undefined {
-  if (header === null) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const at = Date.parse(header);
-  return Number.isFinite(at) ? Math.max(0, at - nowMs) : undefined;
 }
 
 export class WebhookTransport implements Transport {
@@ -424,33 +357,15 @@ export class WebhookTransport implements Transport {
   start(): void {}
 
   async send(payload: AlertPayload, signal: AbortSignal): Promise<void> {
-    const { url, timeout } = this.config;
-    const ctrl = new AbortController();
-    const onAbort = (): void => ctrl.abort();
-    signal.addEventListener('abort', onAbort);
-    const timer = setTimeout(() => ctrl.abort(), timeout);
+    let res;
     try {
-      let res: Response;
-      try {
-        res = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': `sluice/${VERSION}`, ...this.config.headers },
-          body: JSON.stringify(payload),
-          signal: ctrl.signal,
-        });
-        // Read the body so the connection is reusable; its content does not matter.
-        await res.arrayBuffer();
-      } catch (err) {
-        if (ctrl.signal.aborted && !signal.aborted) throw new NotifyError(`webhook: no answer within ${timeout} ms`, true);
-        throw new NotifyError(`webhook: ${errorText(err)}`, true, undefined, { cause: err });
-      }
-      if (res.ok) return;
-      const retry = res.status >= 500 || res.status === 408 || res.status === 429;
-      throw new NotifyError(`webhook: HTTP ${res.status} ${res.statusText}`, retry, retryAfterMs(res.headers.get('retry-after'), Date.now()));
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      res = await postJson(this.config.url, payload, { timeoutMs: this.config.timeout, signal, headers: this.config.headers });
+    } catch (err) {
+      throw new NotifyError(`webhook: ${err instanceof PostError ? err.message : errorText(err)}`, true, undefined, { cause: err });
     }
+    if (res.ok) return;
+    const retry = res.status >= 500 || res.status === 408 || res.status === 429;
+    throw new NotifyError(`webhook: HTTP ${res.status} ${res.statusText}`, retry, res.retryAfterMs);
   }
 
   close(): Promise<void> {

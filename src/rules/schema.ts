@@ -3,7 +3,7 @@
 // say (conditions parse, names are unique, templates name known placeholders). Pure: no I/O.
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Path } from '../core/schema/errors.js';
-import { Duration, IntegerEnum, InsecureSkipVerify, NonEmpty, StringEnum, defaultEmpty, derived, unset, withDefault } from '../core/schema/kit.js';
+import { Duration, IntegerEnum, NonEmpty, StringEnum, TlsVerify, defaultEmpty, derived, unset, withDefault } from '../core/schema/kit.js';
 import { parseCondition } from './condition.js';
 
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
@@ -116,15 +116,7 @@ export const MqttNotifySchema = Type.Object(
     client_id: Type.Optional(NonEmpty('MQTT client id. Default: sluice-<agent.id>-alerts.')),
     username: Type.Optional(NonEmpty('User name.')),
     password: Type.Optional(NonEmpty('Password (prefer ${VAR}).')),
-    tls: Type.Optional(
-      Type.Object(
-        {
-          ca: Type.Optional(NonEmpty('Path to a PEM file with the CA certificate(s) to trust instead of the system store.')),
-          insecure_skip_verify: InsecureSkipVerify(),
-        },
-        { additionalProperties: false, description: 'TLS settings for mqtts:// and wss:// urls.' },
-      ),
-    ),
+    tls: Type.Optional(TlsVerify('TLS settings for mqtts:// and wss:// urls.')),
     timeout: withDefault(Duration({ description: 'How long one attempt waits for the connection and the broker\'s acknowledgement.' }), '5s'),
     min_severity: MinSeverity(),
   },

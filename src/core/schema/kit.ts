@@ -125,14 +125,26 @@ export function InsecureSkipVerify(): TBoolean {
   );
 }
 
-/** Client TLS settings for outputs: verify the server, optionally with a private CA. */
-export function TlsVerify(): TObject<{ ca: TOptional<TString>; insecure_skip_verify: TBoolean }> {
+const TLS_CA_DESCRIPTION = 'Path to a PEM file with the CA certificate(s) to trust instead of the system store.';
+
+/**
+ * Client TLS settings, the one shape every TLS client here takes: verify the server, optionally with a
+ * private CA. `description` says which urls they apply to.
+ */
+export function TlsVerify(description = 'TLS settings; they apply when the url uses TLS.'): TObject<{ ca: TOptional<TString>; insecure_skip_verify: TBoolean }> {
+  return Type.Object({ ca: Type.Optional(NonEmpty(TLS_CA_DESCRIPTION)), insecure_skip_verify: InsecureSkipVerify() }, { additionalProperties: false, description });
+}
+
+/** TlsVerify plus a client certificate, for peers that authenticate clients by certificate (MQTT brokers). */
+export function TlsWithClientCertificate(description: string): TObject<{ ca: TOptional<TString>; cert: TOptional<TString>; key: TOptional<TString>; insecure_skip_verify: TBoolean }> {
   return Type.Object(
     {
-      ca: Type.Optional(NonEmpty('Path to a PEM file with the CA certificate(s) to trust instead of the system store.')),
+      ca: Type.Optional(NonEmpty(TLS_CA_DESCRIPTION)),
+      cert: Type.Optional(NonEmpty('Path to a PEM client certificate (with key).')),
+      key: Type.Optional(NonEmpty('Path to the PEM private key of cert.')),
       insecure_skip_verify: InsecureSkipVerify(),
     },
-    { additionalProperties: false, description: 'TLS settings; they apply when the url uses TLS.' },
+    { additionalProperties: false, description },
   );
 }
 
