@@ -9,6 +9,7 @@ import { Unsigned, type Point } from '../src/core/point.js';
 import { groupRows } from '../src/query/rows.js';
 import { BulkWriter } from '../src/store/bulk.js';
 import { StoreFullError, StoreOpenError } from '../src/store/errors.js';
+import { sinkRefusal } from '../src/core/component.js';
 import { SqliteRing, STORE_FILE, mergePlan, type RingOptions } from '../src/store/ring.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -281,6 +282,8 @@ describe('SqliteRing', () => {
         stored += points.length;
       } catch (err) {
         expect(err).toBeInstanceOf(StoreFullError);
+        // What inputs see: a typed refusal with its reason, without knowing the store's classes.
+        expect(sinkRefusal(err)).toBe('full');
         refused += points.length;
       }
     }

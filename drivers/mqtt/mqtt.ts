@@ -25,7 +25,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type IClientOptions, type IConnackPacket, type ISubscriptionMap, type MqttClient, type Packet } from 'mqtt';
-import type { Input, InputContext, InputStats, Logger } from '../../src/core/component.js';
+import { sinkRefusal, type Input, type InputContext, type InputStats, type Logger } from '../../src/core/component.js';
 import type { Point } from '../../src/core/point.js';
 import { createDecoder, type MessageDecoder } from './payload.js';
 import type { MqttInputConfig } from './schema.js';
@@ -142,15 +142,6 @@ class RateLimitedWarning {
     this.timer = undefined;
     this.summarize();
   }
-}
-
-function isStoreClosed(err: unknown): boolean {
-  // By name: drivers depend on src/core only, not on the store's classes.
-  return err instanceof Error && err.name === 'StoreClosedError';
-}
-
-function isStoreFull(err: unknown): boolean {
-  return err instanceof Error && err.name === 'StoreFullError';
 }
 
 export class MqttInput implements Input {
@@ -556,7 +547,7 @@ export class MqttInput implements Input {
       this.totals.refused += batch.points;
       this.totals.counters.messages_refused += batch.messages;
       // Shutting down: the messages stay unacknowledged and the broker re-sends them after the restart.
-      if (this.stopping || isStoreClosed(err)) return;
+      if (this.stopping || sinkRefusal(err) === 'closed') return;
       this.onRefused(err);
     } catch (e) {
       this.log.error({ err: e }, 'settling a batch failed');
@@ -574,7 +565,7 @@ export class MqttInput implements Input {
     const delayMs = this.refusalBackoff.next();
     if (!this.refusing) {
       this.log.warn(
-        { err, retry_ms: delayMs, full: isStoreFull(err) },
+        { err, retry_ms: delayMs, full: sinkRefusal(err) === 'full' },
         'the store refused points: messages are not acknowledged and stay with the broker; retrying by reconnecting',
       );
     } else {

@@ -18,12 +18,31 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+/**
+ * Why a sink refused points: `full` (the store is at its cap under when_full: drop_newest) or `closed`
+ * (the agent is stopping). Inputs tell the two apart by `reason`, not by the store's own classes.
+ */
+export class SinkRefusal extends Error {
+  override name = 'SinkRefusal';
+  constructor(
+    readonly reason: 'full' | 'closed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The refusal `err` is, if it is one. */
+export function sinkRefusal(err: unknown): SinkRefusal['reason'] | undefined {
+  return err instanceof SinkRefusal ? err.reason : undefined;
+}
+
 /** Where inputs put points. */
 export interface Sink {
   /**
    * Hands points to the ring. The promise resolves when they are durable (their group commit
-   * returned) and rejects when the ring refused them (buffer full under `drop_newest`, or shutting
-   * down). Inputs that can acknowledge (MQTT) acknowledge only on resolve; polled inputs count a
+   * returned) and rejects with a SinkRefusal when the ring refused them (buffer full under
+   * `drop_newest`, or shutting down). Inputs that can acknowledge (MQTT) acknowledge only on resolve; polled inputs count a
    * rejection and go on.
    */
   write(points: Point[]): Promise<void>;

@@ -2,7 +2,7 @@
 // because ring.status() sums over the chunk table and both a scraper and an open status page ask for it.
 import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { OutputStats } from '../core/component.js';
+import { sinkRefusal, type OutputStats } from '../core/component.js';
 import type { InputView, AgentView, CommitEvent, StatusSnapshot } from './view.js';
 import { DEFAULT_HEALTH, evaluateHealth, type HealthOptions, type HealthReport } from './health.js';
 
@@ -23,7 +23,7 @@ export class AgentProbe {
   /** Fed by the ring's commit hook. */
   onCommit(event: CommitEvent): void {
     // A drop_newest refusal is the policy at work, not a broken store (it is counted as a drop).
-    this.lastCommitError = event.error && event.error.name !== 'StoreFullError' ? event.error : null;
+    this.lastCommitError = event.error && sinkRefusal(event.error) !== 'full' ? event.error : null;
     for (const l of this.commitListeners) l(event);
   }
 
