@@ -12,8 +12,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import pgLib from 'pg';
 import type { Point } from '../../src/core/point.js';
 import { startPostgres, type PostgresServer } from '../../test/helpers/postgres.js';
-import { CaptureLogger, engine, makePoints, ringWith, until } from '../../test/helpers/sync.js';
-import type { SqliteRing } from '../../src/store/ring.js';
+import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from '../../test/helpers/sync.js';
+import { SqliteRing } from '../../src/store/ring.js';
 import type { TimescaledbOutputConfig } from './schema.js';
 import { createTableSql, rowExactInsertSql, TimescaledbOutput, type CatalogReads } from './timescaledb.js';
 import { hypertableInfo, needsRowExactInsert, parseVersion, schemaError } from './target.js';
@@ -52,9 +52,9 @@ function config(url: string): TimescaledbOutputConfig {
   return { type: 'timescaledb', url, table: 'sensor_data', resolution: 'raw', batch_size: 5000, flush_interval: 200, timeout: 5000 };
 }
 
-function start(ring: SqliteRing, url: string, catalog: Partial<CatalogReads> = {}, settings = {}) {
+function start(ring: SqliteRing, url: string, catalog: Partial<CatalogReads> = {}, settings = {}, compressionRecheckMs?: number) {
   const log = new CaptureLogger();
-  const output = new TimescaledbOutput(config(url), { id: 'up', log, agentId: 'test' }, 5, catalog);
+  const output = new TimescaledbOutput(config(url), { id: 'up', log, agentId: 'test' }, { catalog, compressionRecheckMs });
   const sync = engine(output, ring, { log, settings });
   cleanup.push(() => sync.stop());
   return { sync, output, log };
@@ -248,6 +248,28 @@ describe('row-exact replays, against PostgreSQL', () => {
       expect(output.counters()).toMatchObject({ row_exact_statements: 0, rows_inserted: 100, hypertable: 1 });
       await sync.stop();
     }
+  });
+
+  it('compression enabled while the output runs: it switches to row-exact inserts at the next look', async () => {
+    const url = await newDatabase();
+    await q(url, `CREATE TABLE stand_in_compression (on_ boolean NOT NULL); INSERT INTO stand_in_compression VALUES (false);
+      CREATE SCHEMA timescaledb_information;
+      CREATE VIEW timescaledb_information.hypertables AS
+        SELECT 'public'::name AS hypertable_schema, 'sensor_data'::name AS hypertable_name, on_ AS compression_enabled FROM stand_in_compression;`);
+    const ring = SqliteRing.open(ringOptions());
+    cleanup.push(() => ring.close());
+    const { sync, output, log } = start(ring, url, asTimescaledb('2.17.2'), {}, 300);
+    await sync.start();
+    await ring.write(makePoints(2, 5));
+    await until(drained(ring), 15_000, 'first points');
+    expect(output.counters()).toMatchObject({ row_exact_statements: 0, rows_inserted: 50 });
+    await q(url, 'UPDATE stand_in_compression SET on_ = true');
+    await new Promise((r) => setTimeout(r, 400));
+    await ring.write(makePoints(2, 5, 1_800_000_000_000));
+    await until(drained(ring), 15_000, 'second points');
+    expect(output.counters()).toMatchObject({ row_exact_statements: 1, rows_inserted: 100 });
+    expect(output.targetInfo().compressionEnabled).toBe(true);
+    expect(log.lines.some((l) => l.level === 'warn' && /timescale\/timescaledb#7672/.test(l.msg))).toBe(true);
   });
 
   it('the row-exact statement: keys repeated within one statement are stored once, the first value kept', async () => {

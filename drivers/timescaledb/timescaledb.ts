@@ -101,6 +101,13 @@ export interface CatalogReads {
   timescaledbVersion(client: pg.ClientBase): Promise<string | null>;
 }
 
+export interface TimescaledbOutputOptions {
+  /** Connections: the engine's concurrency plus its live slot. */
+  maxConnections?: number;
+  catalog?: Partial<CatalogReads>;
+  compressionRecheckMs?: number;
+}
+
 export class TimescaledbOutput implements Output {
   private pool: pg.Pool | undefined;
   private ready = false;
@@ -112,18 +119,20 @@ export class TimescaledbOutput implements Output {
   private readonly statementName: string;
   private readonly counts = { rows_inserted: 0, rows_already_present: 0, row_exact_statements: 0 };
   private readonly catalog: CatalogReads;
+  private readonly maxConnections: number;
+  private readonly compressionRecheckMs: number;
 
   constructor(
     private readonly config: TimescaledbOutputConfig,
     private readonly ctx: OutputContext,
-    /** Connections: the engine's concurrency plus its live slot. */
-    private readonly maxConnections = 5,
-    catalog: Partial<CatalogReads> = {},
+    options: TimescaledbOutputOptions = {},
   ) {
     this.insert = insertSql(config.table);
     this.rowExactInsert = rowExactInsertSql(config.table);
     this.statementName = `sluice_insert_${config.table.replace(/\W/g, '_')}`;
-    this.catalog = { timescaledbVersion, ...catalog };
+    this.catalog = { timescaledbVersion, ...options.catalog };
+    this.maxConnections = options.maxConnections ?? 5;
+    this.compressionRecheckMs = options.compressionRecheckMs ?? COMPRESSION_RECHECK_MS;
   }
 
   async connect(): Promise<void> {
@@ -291,7 +300,7 @@ export class TimescaledbOutput implements Output {
   private async recheckCompression(pool: pg.Pool): Promise<void> {
     const t = this.target;
     if (!t.hypertable || t.compressionEnabled || !versionNeedsGuard(t.timescaledbVersion)) return;
-    if (Date.now() - this.targetReadMs < COMPRESSION_RECHECK_MS) return;
+    if (Date.now() - this.targetReadMs < this.compressionRecheckMs) return;
     this.recheck ??= (async () => {
       let client: pg.PoolClient;
       try {
