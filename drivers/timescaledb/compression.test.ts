@@ -15,7 +15,7 @@ import { startPostgres, type PostgresServer } from '../../test/helpers/postgres.
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from '../../test/helpers/sync.js';
 import { SqliteRing } from '../../src/store/ring.js';
 import type { TimescaledbOutputConfig } from './schema.js';
-import { createTableSql, rowExactInsertSql, TimescaledbOutput, type CatalogReads } from './timescaledb.js';
+import { createTableSql, rowExactInsertSql, timeBounds, TimescaledbOutput, type CatalogReads } from './timescaledb.js';
 import { hypertableInfo, needsRowExactInsert, parseVersion, schemaError } from './target.js';
 
 let pg: PostgresServer;
@@ -189,6 +189,12 @@ describe('the ON CONFLICT guard (timescale/timescaledb#7672)', () => {
     expect(needsRowExactInsert({ timescaledbVersion: version, hypertable, compressionEnabled })).toBe(rowExact);
   });
 
+  it('the time bounds of a row-exact insert hold every row: whole milliseconds outward, ±infinity beyond ISO years', () => {
+    expect(timeBounds(1_700_000_000_000_001, 1_700_000_000_999_999)).toEqual(['2023-11-14T22:13:20.000Z', '2023-11-14T22:13:21.000Z']);
+    expect(timeBounds(-1_000_001, -1)).toEqual(['1969-12-31T23:59:58.999Z', '1970-01-01T00:00:00.000Z']);
+    expect(timeBounds(-7e16, 3e17)).toEqual(['-infinity', 'infinity']);
+  });
+
   it('reads versions as TimescaleDB spells them', () => {
     expect(parseVersion('2.17.2')).toEqual([2, 17, 2]);
     expect(parseVersion('2.18.0-dev')).toEqual([2, 18, 0]);
@@ -293,7 +299,8 @@ describe('row-exact replays, against PostgreSQL', () => {
         `{${Array(n).fill('NULL').join(',')}}`,
         `{${Array(n).fill('NULL').join(',')}}`,
       ];
-      return (await client.query(rowExactInsertSql('sensor_data'), params)).rowCount;
+      const us = rows.map((r) => r.us);
+      return (await client.query(rowExactInsertSql('sensor_data'), [...params, ...timeBounds(Math.min(...us), Math.max(...us))])).rowCount;
     };
     expect(await run([row(1_000_000, 1), row(1_000_000, 2), row(2_000_000, 1)])).toBe(2);
     // Stored first, new second, stored, new: exactly the two new ones.

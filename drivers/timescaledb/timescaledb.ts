@@ -82,7 +82,10 @@ ON CONFLICT DO NOTHING`;
 /**
  * The row-exact insert: only rows whose key is not in the table yet reach the INSERT, so none of them
  * meets ON CONFLICT against a stored (possibly compressed) row. ON CONFLICT DO NOTHING stays for keys
- * repeated within the batch and for a concurrent writer. The names compare in the columns' "C" collation.
+ * repeated within the batch and for a concurrent writer. The names compare in the columns' "C"
+ * collation. $9 and $10 bound the batch's times: without them TimescaleDB plans the anti-join over
+ * every chunk and decompresses the whole hypertable for each statement; with them it reads the chunks
+ * and compressed batches of the batch's time range only.
  */
 export function rowExactInsertSql(table: string): string {
   const t = quoteTable(table);
@@ -92,8 +95,23 @@ ${UNNEST}
 WHERE NOT EXISTS (
   SELECT 1 FROM ${t} AS x
   WHERE x.measurement = u.m COLLATE "C" AND x.field = u.f COLLATE "C" AND x.tags = u.g AND x.time = ${TIME}
+    AND x.time BETWEEN $9::timestamptz AND $10::timestamptz
 )
 ON CONFLICT DO NOTHING`;
+}
+
+/**
+ * Bounds that hold every time of the batch, as timestamptz literals: whole milliseconds outward, or
+ * ±infinity beyond what a Date can spell (a bound only narrows the rows the anti-join reads).
+ */
+export function timeBounds(minTimeUs: number, maxTimeUs: number): [string, string] {
+  // PostgreSQL reads ISO years 0001–9999 only (toISOString spells others +010000 or -000001).
+  const iso = (ms: number): string | null => {
+    const d = new Date(ms);
+    const year = d.getUTCFullYear();
+    return Number.isNaN(d.getTime()) || year < 1 || year > 9999 ? null : d.toISOString();
+  };
+  return [iso(Math.floor(minTimeUs / 1000)) ?? '-infinity', iso(Math.ceil(maxTimeUs / 1000)) ?? 'infinity'];
 }
 
 /** Catalog reads a test may replace, to stand in for a database with the timescaledb extension. */
@@ -160,7 +178,7 @@ export class TimescaledbOutput implements Output {
       const res = await pool.query({
         name: rowExact ? `${this.statementName}_exact` : this.statementName,
         text: rowExact ? this.rowExactInsert : this.insert,
-        values: rows.params,
+        values: rowExact ? [...rows.params, ...timeBounds(rows.minTimeUs, rows.maxTimeUs)] : rows.params,
       });
       const inserted = res.rowCount ?? 0;
       this.counts.rows_inserted += inserted;
