@@ -12,6 +12,9 @@ export interface ValueRows {
   params: [string, string, string, string, string, string, string, string];
   rows: number;
   bytes: number;
+  /** Earliest and latest time of the rows (µs); ±Infinity without rows. */
+  minTimeUs: number;
+  maxTimeUs: number;
 }
 
 const NULL = 'NULL';
@@ -44,11 +47,18 @@ export function valueRows(batch: OutputBatch): ValueRows {
   const valueInt: string[] = [];
   const valueText: string[] = [];
   const valueBool: string[] = [];
+  let minTimeUs = Infinity;
+  let maxTimeUs = -Infinity;
   for (const part of batch.parts) {
     const series = parseSeriesKey(part.seriesKey);
     const m = quoteElement(series.measurement);
     const t = quoteElement(tagsJson(series.tags));
     const times = part.group.timesUs;
+    // Every time, not the ends: the row-exact insert relies on these bounds holding every row.
+    for (let r = 0; r < times.length; r++) {
+      if (times[r] < minTimeUs) minTimeUs = times[r];
+      if (times[r] > maxTimeUs) maxTimeUs = times[r];
+    }
     for (const col of part.group.columns) {
       const f = quoteElement(col.name);
       forEachValue(col, times.length, (row, i) => {
@@ -99,7 +109,7 @@ export function valueRows(batch: OutputBatch): ValueRows {
   const params = [time, measurement, tags, field, value, valueInt, valueText, valueBool].map((a) => '{' + a.join(',') + '}') as ValueRows['params'];
   let bytes = 0;
   for (const p of params) bytes += p.length;
-  return { params, rows: time.length, bytes };
+  return { params, rows: time.length, bytes, minTimeUs, maxTimeUs };
 }
 
 /** Calls fn(row, valueIndex) for every row that has a value in the column. */
