@@ -1,4 +1,4 @@
-// `npm run bench`: every performance target of the SPEC measured in one run, printed as a table and
+// `npm run bench`: every performance target measured in one run (each row carries its target), printed as a table and
 // written to bench/out/results.json. Targets live here, never in timed tests.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

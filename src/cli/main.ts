@@ -1,4 +1,4 @@
-// The `sluice` command line (SPEC section 3). node:util parseArgs: no dependency needed for flags.
+// The `sluice` command line (documented in the README, Command line). node:util parseArgs: no dependency needed for flags.
 import { createReadStream } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StoreOpenError } from '../store/errors.js';

@@ -34,7 +34,7 @@ function csvCell(v: string | number | boolean | null | undefined | Tags): string
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** `sluice query`: raw rows or windows, CSV (a column per tag key) or --json (SPEC section 3 rows). */
+/** `sluice query`: raw rows or windows, CSV (a column per tag key) or --json (the rows the README's Command line section describes). */
 export async function runQuery(settings: StoreSettings, flags: QueryFlags): Promise<number> {
   if (!flags.measurement) throw new UsageError('query needs --measurement M');
   const functions = flags.fn === undefined ? undefined : flags.fn.split(',').map((f) => f.trim());

@@ -23,7 +23,7 @@ function formatTime(ms: number | null): string {
   return ms === null ? '-' : new Date(ms).toISOString();
 }
 
-/** `sluice status`: the store and its outputs, as text or as the JSON of SPEC section 6. */
+/** `sluice status`: the store and its outputs, as text or as the JSON the README's Command line section lists (status --json). */
 export function runStatus(settings: StoreSettings, json: boolean): number {
   const ring = SqliteRing.open({ ...settings.ring, readonly: true });
   try {
