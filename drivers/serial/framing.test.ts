@@ -1,7 +1,6 @@
 // Delimiter framing and reconnect backoff, table-driven. Every framing case is fed whole, byte by byte
 // and in every two-piece split, since a serial read may end anywhere, also inside a delimiter.
 import { describe, expect, it } from 'vitest';
-import { Backoff } from './backoff.js';
 import { LineFramer, type Frame } from './framing.js';
 
 type Out = string | { tooLong: true };
@@ -61,20 +60,5 @@ describe('LineFramer', () => {
   it('refuses an empty delimiter and a zero maximum', () => {
     expect(() => new LineFramer(Buffer.alloc(0), 10)).toThrow(RangeError);
     expect(() => new LineFramer(Buffer.from('\n'), 0)).toThrow(RangeError);
-  });
-});
-
-describe('Backoff', () => {
-  it.each([
-    { minMs: 500, maxMs: 30_000, random: 0.5, delays: [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000] },
-    { minMs: 100, maxMs: 250, random: 0.5, delays: [100, 200, 250, 250] },
-    // jitter ±20 %, never beyond the cap
-    { minMs: 1000, maxMs: 2000, random: 0, delays: [800, 1600, 1600] },
-    { minMs: 1000, maxMs: 2000, random: 0.999999, delays: [1200, 2000, 2000] },
-  ])('min $minMs max $maxMs random $random', ({ minMs, maxMs, random, delays }) => {
-    const b = new Backoff({ minMs, maxMs, random: () => random });
-    expect(delays.map(() => b.nextDelayMs())).toEqual(delays);
-    b.reset();
-    expect(b.nextDelayMs()).toBe(delays[0]);
   });
 });

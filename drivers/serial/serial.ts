@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
 import type { Input, InputContext, InputStats } from '../../src/core/component.js';
 import type { Point } from '../../src/core/point.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../../src/core/backoff.js';
 import { createDecoder, type LineDecoder } from './formats.js';
 import { LineFramer, type Frame } from './framing.js';
 import type { SerialInputConfig } from './schema.js';

@@ -1,6 +1,7 @@
-// Reconnect delays: exponential, capped, with jitter so that many gateways (or many inputs of one)
-// that lost their devices together do not retry in lockstep. The shape of influxdb-client-js's
-// RetryDelayStrategy: ask for the next delay after a failure, reset after a success.
+// The one backoff of the project: exponential, capped, with jitter so that many gateways (or many
+// inputs of one) that lost their peer together do not retry in lockstep. The shape of
+// influxdb-client-js's RetryDelayStrategy: ask for the next delay after a failure, reset after a
+// success. Reconnects of inputs and the sync engine's retries all take their delays from here.
 
 export interface BackoffOptions {
   /** First delay after a success. */
