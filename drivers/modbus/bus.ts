@@ -150,9 +150,16 @@ export class Bus {
     return this.transport.connected;
   }
 
-  /** Queues one transaction behind every other on this bus (FIFO), whichever input asked. */
-  transact(request: TransactionRequest): Promise<TransactionResult> {
-    const run = this.tail.then(() => this.transport.transact(request));
+  /**
+   * Queues one transaction behind every other on this bus (FIFO), whichever input asked. Each device
+   * has at most one request queued at a time, so the queue takes the devices in turn: a slow unit
+   * holds the line for its own requests only, one at a time. A request whose `signal` was aborted
+   * before its turn is not sent.
+   */
+  transact(request: TransactionRequest, signal?: AbortSignal): Promise<TransactionResult> {
+    const run = this.tail.then(() =>
+      signal?.aborted ? ({ status: 'cancelled', strayBytes: 0, crcErrors: 0 } as const) : this.transport.transact(request),
+    );
     this.tail = run.catch(() => undefined);
     return run;
   }

@@ -16,11 +16,26 @@ export interface TcpOptions extends LinkOptions {
  */
 const SILENT_TIMEOUTS_BEFORE_RECONNECT = 3;
 
+/** Transaction ids of requests that timed out, remembered to tell a late answer from a mismatched one. */
+const TIMED_OUT_IDS_KEPT = 16;
+
+/** Frames discarded because they answered nothing pending. */
+interface Discarded {
+  strayBytes: number;
+  lateReplies: number;
+  mismatchedReplies: number;
+  /** The last mismatched frame's ids, to say what came back. */
+  lastMismatch?: { transactionId: number; unitId: number };
+}
+
+const noneDiscarded = (): Discarded => ({ strayBytes: 0, lateReplies: 0, mismatchedReplies: 0 });
+
 interface Pending {
   transactionId: number;
   request: TransactionRequest;
   timer: NodeJS.Timeout;
-  strayBytes: number;
+  /** Discarded frames reported with this transaction: those since the last one, and those while waiting. */
+  discarded: Discarded;
   resolve(result: TransactionResult): void;
 }
 
@@ -29,8 +44,9 @@ export class TcpTransport extends ReconnectingLink implements Transport {
   private readonly reader = new MbapReader();
   private nextTransactionId = 1;
   private pending: Pending | undefined;
-  /** Bytes of frames that answered nothing pending (late answers after a timeout), reported with the next transaction. */
-  private strayBytes = 0;
+  /** Frames that answered nothing pending (late answers after a timeout), reported with the next transaction. */
+  private discarded = noneDiscarded();
+  private readonly timedOutIds: number[] = [];
   private silentTimeouts = 0;
 
   constructor(private readonly tcp: TcpOptions) {
@@ -93,16 +109,23 @@ export class TcpTransport extends ReconnectingLink implements Transport {
       const p = this.pending;
       this.silentTimeouts = 0;
       if (!p || frame.transactionId !== p.transactionId || frame.unitId !== p.request.unitId) {
-        this.strayBytes += 7 + frame.pdu.length;
+        // Not the answer: keep waiting for it (until the timeout), and say what this was.
+        const d = p ? p.discarded : this.discarded;
+        d.strayBytes += 7 + frame.pdu.length;
+        if (this.timedOutIds.includes(frame.transactionId)) d.lateReplies++;
+        else {
+          d.mismatchedReplies++;
+          d.lastMismatch = { transactionId: frame.transactionId, unitId: frame.unitId };
+        }
         continue;
       }
       this.pending = undefined;
       clearTimeout(p.timer);
       try {
         const response = parseReadResponse(p.request.fc, p.request.count, frame.pdu);
-        p.resolve({ status: 'response', response, strayBytes: p.strayBytes, crcErrors: 0 });
+        p.resolve({ status: 'response', response, ...noise(p.discarded) });
       } catch (err) {
-        p.resolve({ status: 'protocol', message: (err as Error).message, strayBytes: p.strayBytes, crcErrors: 0 });
+        p.resolve({ status: 'protocol', message: (err as Error).message, ...noise(p.discarded) });
       }
     }
   }
@@ -112,19 +135,29 @@ export class TcpTransport extends ReconnectingLink implements Transport {
     if (!socket) return Promise.resolve({ status: 'disconnected', reason: 'not connected', strayBytes: 0, crcErrors: 0 });
     const transactionId = this.nextTransactionId;
     this.nextTransactionId = (this.nextTransactionId + 1) & 0xffff || 1;
-    const strayBytes = this.strayBytes;
-    this.strayBytes = 0;
+    // What was discarded since the last transaction is reported with this one, but only what arrives
+    // while it waits can make it "mismatched".
+    const discarded: Discarded = { ...this.discarded, lastMismatch: undefined };
+    this.discarded = noneDiscarded();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         if (this.pending?.transactionId !== transactionId) return;
         this.pending = undefined;
-        resolve({ status: 'timeout', strayBytes, crcErrors: 0 });
+        this.timedOutIds.push(transactionId);
+        if (this.timedOutIds.length > TIMED_OUT_IDS_KEPT) this.timedOutIds.shift();
+        const wrong = discarded.lastMismatch;
+        if (wrong) {
+          const what = wrong.transactionId !== transactionId ? `transaction id ${wrong.transactionId}` : `unit id ${wrong.unitId}`;
+          resolve({ status: 'mismatched', message: `only answers with ${what} came back (expected transaction id ${transactionId}, unit id ${request.unitId})`, ...noise(discarded) });
+          return;
+        }
+        resolve({ status: 'timeout', ...noise(discarded) });
         if (++this.silentTimeouts >= SILENT_TIMEOUTS_BEFORE_RECONNECT) {
           this.silentTimeouts = 0;
           socket.destroy(new Error(`${SILENT_TIMEOUTS_BEFORE_RECONNECT} timeouts in a row with nothing received`));
         }
       }, timeoutMs);
-      this.pending = { transactionId, request, timer, strayBytes, resolve };
+      this.pending = { transactionId, request, timer, discarded, resolve };
       socket.write(mbapFrame(transactionId, request.unitId, readRequestPdu(request.fc, request.address, request.count)));
     });
   }
@@ -134,6 +167,10 @@ export class TcpTransport extends ReconnectingLink implements Transport {
     if (!p) return;
     this.pending = undefined;
     clearTimeout(p.timer);
-    p.resolve({ status: 'disconnected', reason, strayBytes: p.strayBytes, crcErrors: 0 });
+    p.resolve({ status: 'disconnected', reason, ...noise(p.discarded) });
   }
+}
+
+function noise(d: Discarded): Pick<TransactionResult, 'strayBytes' | 'crcErrors' | 'lateReplies' | 'mismatchedReplies'> {
+  return { strayBytes: d.strayBytes, crcErrors: 0, lateReplies: d.lateReplies, mismatchedReplies: d.mismatchedReplies };
 }

@@ -18,6 +18,10 @@ export interface Noise {
   strayBytes: number;
   /** Frames with the expected header and length but a wrong CRC (RTU). */
   crcErrors: number;
+  /** TCP: well-formed answers to a request that had already timed out (late answers), discarded. */
+  lateReplies?: number;
+  /** TCP: well-formed answers whose transaction id (or unit id) matches no request sent, discarded. */
+  mismatchedReplies?: number;
 }
 
 export type TransactionOutcome =
@@ -30,7 +34,11 @@ export type TransactionOutcome =
   /** The link is down (reconnecting in the background); nothing was sent. */
   | { status: 'disconnected'; reason: string }
   /** The device answered something that is not an answer to the request. */
-  | { status: 'protocol'; message: string };
+  | { status: 'protocol'; message: string }
+  /** TCP: within the timeout only answers with another transaction id (or unit id) came back. */
+  | { status: 'mismatched'; message: string }
+  /** Not sent: the caller gave it up (the input is stopping) before its turn on the bus. */
+  | { status: 'cancelled' };
 
 export type TransactionResult = TransactionOutcome & Noise;
 
