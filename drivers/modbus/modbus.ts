@@ -102,7 +102,7 @@ export class ModbusInput implements Input {
         table: reg.table,
         address: reg.address,
         type: reg.type,
-        ownRequest: reg.own_request,
+        ownRequest: reg.own_request === true,
         name: reg.name,
         decoder: compileDecoder(reg),
         deadband: reg.deadband === undefined ? undefined : new Deadband(reg.deadband, config.deadband_heartbeat),

@@ -63,12 +63,11 @@ export const ModbusRegisterSchema = Type.Object(
       }),
     ),
     unit: Type.Optional(Type.String({ description: 'Unit of the value (e.g. "degC"), for documentation and dashboards.' })),
-    own_request: withDefault(
+    own_request: Type.Optional(
       Type.Boolean({
         description:
-          'Read this register in a request of its own, never merged with its neighbours or read through: for an address that is slow, often busy (exception 6) or otherwise fails, so its neighbours are not failed with it. sluice also isolates such a register by itself once it fails while its neighbours answer; this option saves the requests that finding out costs.',
+          'Read this register in a request of its own, never merged with its neighbours or read through: for an address that is slow, often busy (exception 6) or otherwise fails, so its neighbours are not failed with it. sluice also isolates such a register by itself once it fails while its neighbours answer; this option saves the requests that finding out costs. Default: false.',
       }),
-      false,
     ),
   },
   { additionalProperties: false, description: 'One value read from a device.' },
