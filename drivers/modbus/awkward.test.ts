@@ -40,9 +40,10 @@ const T0 = 1_700_000_000_000;
 describe.each(['tcp', 'rtu'] as const)('a slow unit on a %s bus', (link) => {
   it('skips its own ticks, not the others: the good unit is stored at every tick', async () => {
     // Unit 2 answers each request after 200 ms and has 3 requests: 600 ms a read, for a 400 ms interval.
+    // Unit 1 answers at once and has 3 requests too: each must not wait for one of unit 2's.
     const { url } = await peer(link, {
       slow_ms: { '2': 200 },
-      units: { '1': { hr: { '0': [11, 12] } }, '2': { hr: { '0': [21] }, ir: { '0': [22] }, co: { '0': [true] } } },
+      units: { '1': { hr: { '0': [11, 12] }, ir: { '0': [13] }, di: { '0': [false] } }, '2': { hr: { '0': [21] }, ir: { '0': [22] }, co: { '0': [true] } } },
     });
     const intervalMs = 400;
     const { m, ctx } = input([
@@ -51,7 +52,9 @@ describe.each(['tcp', 'rtu'] as const)('a slow unit on a %s bus', (link) => {
       'timeout: 1s',
       'devices:',
       '  - { unit_id: 2, name: slow, registers: [{ name: h, table: holding, address: 0 }, { name: i, table: input, address: 0 }, { name: c, table: coil, address: 0 }] }',
-      '  - { unit_id: 1, name: good, registers: [{ name: a, table: holding, address: 0 }, { name: b, table: holding, address: 1 }] }',
+      '  - unit_id: 1',
+      '    name: good',
+      '    registers: [{ name: a, table: holding, address: 0 }, { name: b, table: holding, address: 1 }, { name: i, table: input, address: 0 }, { name: d, table: discrete, address: 0 }]',
     ]);
     await m.start();
     await waitFor(() => ctx.points.filter((p) => p.tags.device === 'good').length >= 8, 20_000, '8 points of the good unit');
@@ -61,7 +64,7 @@ describe.each(['tcp', 'rtu'] as const)('a slow unit on a %s bus', (link) => {
     const times = good.map((p) => p.timeUs / 1000);
     // Every tick, none skipped, in order.
     expect(times.slice(1).map((t, i) => t - times[i])).toEqual(times.slice(1).map(() => intervalMs));
-    for (const p of good) expect(p.fields).toEqual({ a: 11n, b: 12n });
+    for (const p of good) expect(p.fields).toEqual({ a: 11n, b: 12n, i: 13n, d: false });
     // The slow unit is read as often as it can be, exactly, and its skipped ticks are its own.
     expect(slow.length).toBeGreaterThan(0);
     for (const p of slow) expect(p.fields).toEqual({ h: 21n, i: 22n, c: true });

@@ -1,7 +1,8 @@
 // The bus: one link (a TCP connection or a serial port) and the rule that matters most on RS-485 —
 // one transaction at a time — shared by every input in the process that names the same port or
 // host:port. It also holds a circuit breaker per unit id, so a dead unit is backed off for every
-// input that polls it.
+// input that polls it, and decides whose request goes next, so a slow unit holds the line for its
+// own requests but does not make every other unit's request wait behind each of its own.
 import { realpathSync } from 'node:fs';
 import type { Logger } from '../../src/core/component.js';
 import { RtuTransport, type SerialSettings } from './transport-rtu.js';
@@ -100,8 +101,22 @@ export class CircuitBreaker {
   }
 }
 
+/** Weight of the newest transaction in a unit's average time on the line. */
+const SERVICE_EWMA_WEIGHT = 0.3;
+
+interface Waiting {
+  request: TransactionRequest;
+  signal: AbortSignal | undefined;
+  enqueuedMs: number;
+  resolve(result: TransactionResult): void;
+}
+
 export class Bus {
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly waiting: Waiting[] = [];
+  private busy = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Per unit id: how long its transactions hold the line (ms, moving average; a timeout counts in full). */
+  private readonly serviceMs = new Map<number, number>();
   private readonly breakers = new Map<number, CircuitBreaker>();
   private readonly transport: Transport;
   private down = false;
@@ -151,17 +166,56 @@ export class Bus {
   }
 
   /**
-   * Queues one transaction behind every other on this bus (FIFO), whichever input asked. Each device
-   * has at most one request queued at a time, so the queue takes the devices in turn: a slow unit
-   * holds the line for its own requests only, one at a time. A request whose `signal` was aborted
-   * before its turn is not sent.
+   * Queues one transaction; one at a time goes on the line, whichever input asked. Next goes the
+   * waiting request that is expected to hold the line the shortest — its unit's average time on the
+   * line, less the time it has waited — so a quick unit's requests pass a slow unit's waiting one, and
+   * a slow unit's request waits at most about its own duration. A device has at most one request
+   * waiting, so a slow unit delays another device's read by about one of its own transactions, not one
+   * per request of that device. A request whose `signal` was aborted before its turn is not sent.
    */
   transact(request: TransactionRequest, signal?: AbortSignal): Promise<TransactionResult> {
-    const run = this.tail.then(() =>
-      signal?.aborted ? ({ status: 'cancelled', strayBytes: 0, crcErrors: 0 } as const) : this.transport.transact(request),
-    );
-    this.tail = run.catch(() => undefined);
-    return run;
+    return new Promise((resolve) => {
+      this.waiting.push({ request, signal, enqueuedMs: performance.now(), resolve });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    while (!this.busy && this.waiting.length > 0) {
+      const nowMs = performance.now();
+      let best = 0;
+      let bestKey = Infinity;
+      this.waiting.forEach((w, i) => {
+        const key = (this.serviceMs.get(w.request.unitId) ?? 0) - (nowMs - w.enqueuedMs);
+        if (key < bestKey) {
+          bestKey = key;
+          best = i;
+        }
+      });
+      const [w] = this.waiting.splice(best, 1);
+      if (w.signal?.aborted) {
+        w.resolve({ status: 'cancelled', strayBytes: 0, crcErrors: 0 });
+        continue;
+      }
+      this.busy = true;
+      const startedMs = nowMs;
+      void this.transport
+        .transact(w.request)
+        .catch((err: unknown): TransactionResult => ({ status: 'protocol', message: err instanceof Error ? err.message : String(err), strayBytes: 0, crcErrors: 0 }))
+        .then((result) => {
+          const tookMs = performance.now() - startedMs;
+          const before = this.serviceMs.get(w.request.unitId);
+          this.serviceMs.set(w.request.unitId, before === undefined ? tookMs : before + SERVICE_EWMA_WEIGHT * (tookMs - before));
+          w.resolve(result);
+          // Choose the next one once the answer's reader has run: a device's next request (queued in
+          // the same turn of the event loop) is then among the candidates.
+          setImmediate(() => {
+            this.busy = false;
+            this.next();
+            if (!this.busy && this.waiting.length === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+          });
+        });
+    }
   }
 
   breaker(unitId: number): CircuitBreaker {
@@ -175,7 +229,7 @@ export class Bus {
 
   /** Waits for queued transactions, then closes the link. */
   async close(): Promise<void> {
-    await this.tail;
+    if (this.busy || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.transport.close();
   }
 }
