@@ -10,7 +10,7 @@ import { TcpTransport } from './transport-tcp.js';
 import type { LinkEvents, TransactionRequest, TransactionResult, Transport } from './transport.js';
 
 export type BusSpec =
-  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'tcp'; host: string; port: number; maxInFlight?: number }
   | ({ kind: 'rtu'; path: string } & SerialSettings);
 
 export interface BusTuning {
@@ -113,7 +113,8 @@ interface Waiting {
 
 export class Bus {
   private readonly waiting: Waiting[] = [];
-  private busy = false;
+  /** Units with a transaction on the line (or just answered, until the next choice). */
+  private readonly busyUnits = new Set<number>();
   private idleWaiters: (() => void)[] = [];
   /** Per unit id: how long its transactions hold the line (ms, moving average; a timeout counts in full). */
   private readonly serviceMs = new Map<number, number>();
@@ -153,7 +154,7 @@ export class Bus {
     const link = { reconnectInitialMs: tuning.reconnectInitialMs, reconnectMaxMs: tuning.reconnectMaxMs, log, events };
     this.transport =
       spec.kind === 'tcp'
-        ? new TcpTransport({ ...link, host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs })
+        ? new TcpTransport({ ...link, host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs, maxInFlight: spec.maxInFlight })
         : new RtuTransport({ ...link, path: spec.path, baudRate: spec.baudRate, parity: spec.parity, dataBits: spec.dataBits, stopBits: spec.stopBits });
   }
 
@@ -172,6 +173,7 @@ export class Bus {
    * a slow unit's request waits at most about its own duration. A device has at most one request
    * waiting, so a slow unit delays another device's read by about one of its own transactions, not one
    * per request of that device. A request whose `signal` was aborted before its turn is not sent.
+   * With a TCP `maxInFlight` above 1, that many go out at once, at most one per unit id.
    */
   transact(request: TransactionRequest, signal?: AbortSignal): Promise<TransactionResult> {
     return new Promise((resolve) => {
@@ -181,23 +183,26 @@ export class Bus {
   }
 
   private next(): void {
-    while (!this.busy && this.waiting.length > 0) {
+    while (this.busyUnits.size < this.transport.maxInFlight) {
       const nowMs = performance.now();
-      let best = 0;
+      let best = -1;
       let bestKey = Infinity;
       this.waiting.forEach((w, i) => {
+        if (this.busyUnits.has(w.request.unitId)) return;
         const key = (this.serviceMs.get(w.request.unitId) ?? 0) - (nowMs - w.enqueuedMs);
         if (key < bestKey) {
           bestKey = key;
           best = i;
         }
       });
+      if (best < 0) return;
       const [w] = this.waiting.splice(best, 1);
       if (w.signal?.aborted) {
         w.resolve({ status: 'cancelled', strayBytes: 0, crcErrors: 0 });
         continue;
       }
-      this.busy = true;
+      const unitId = w.request.unitId;
+      this.busyUnits.add(unitId);
       const startedMs = nowMs;
       void this.transport
         .transact(w.request)
@@ -210,9 +215,9 @@ export class Bus {
           // Choose the next one once the answer's reader has run: a device's next request (queued in
           // the same turn of the event loop) is then among the candidates.
           setImmediate(() => {
-            this.busy = false;
+            this.busyUnits.delete(unitId);
             this.next();
-            if (!this.busy && this.waiting.length === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+            if (this.busyUnits.size === 0 && this.waiting.length === 0) for (const idle of this.idleWaiters.splice(0)) idle();
           });
         });
     }
@@ -229,7 +234,7 @@ export class Bus {
 
   /** Waits for queued transactions, then closes the link. */
   async close(): Promise<void> {
-    if (this.busy || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.busyUnits.size > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.transport.close();
   }
 }
@@ -247,6 +252,9 @@ function sameSerial(a: BusSpec, b: BusSpec): boolean {
 export function acquireBus(spec: BusSpec, log: Logger, tuning: BusTuning = DEFAULT_BUS_TUNING): Bus {
   const key = busKey(spec);
   let bus = buses.get(key);
+  if (bus && spec.kind === 'tcp' && bus.spec.kind === 'tcp' && (bus.spec.maxInFlight ?? 1) !== (spec.maxInFlight ?? 1)) {
+    throw new Error(`modbus: ${key} is already in use with max_in_flight ${bus.spec.maxInFlight ?? 1}; every input on one connection must use the same`);
+  }
   if (bus && spec.kind === 'rtu' && !sameSerial(bus.spec, spec)) {
     const s = bus.spec as typeof spec;
     throw new Error(

@@ -131,6 +131,7 @@ export class ModbusInput implements Input {
       dataBits: this.config.data_bits,
       stopBits: this.config.stop_bits,
     });
+    if (spec.kind === 'tcp') spec.maxInFlight = this.config.max_in_flight ?? 1;
     try {
       this.bus = acquireBus(spec, this.ctx.log, this.tuning);
     } catch (err) {
