@@ -213,7 +213,7 @@ describe('error positions and paths', () => {
       '9:52 inputs.boiler.devices[0].registers[0].typ: unknown key "typ"; did you mean "type"?',
     ]);
     expect(errors(modbus('          - name: t', '            table: holding', '            address: 1', '            retries: 3'))).toEqual([
-      '12:13 inputs.boiler.devices[0].registers[0].retries: unknown key "retries"; known keys: name, table, address, type, word_order, byte_order, scale, offset, deadband, unit',
+      '12:13 inputs.boiler.devices[0].registers[0].retries: unknown key "retries"; known keys: name, table, address, type, word_order, byte_order, scale, offset, deadband, unit, own_request',
     ]);
     expect(errors(yaml('version: 1', 'inputs:', '  demo:', '    type: simulator', '    url: tcp://x'))).toEqual([
       '5:5 inputs.demo.url: unknown key "url" for type simulator; known keys: type, series, interval, measurement, tags',

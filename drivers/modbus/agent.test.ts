@@ -2,12 +2,14 @@
 // built agent (`sluice run`) polls a real pymodbus server into the ring with the right field types.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatConfigError, loadConfig } from '../../src/config/index.js';
 import type { ModbusInputConfig } from '../../drivers/modbus/schema.js';
 import { sluice, sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
-import { startPymodbus, words, type PymodbusServer } from './testing/peers.js';
+import { startPymodbus, stopPeers, words, type PymodbusServer } from './testing/peers.js';
+
+afterAll(stopPeers);
 
 const here = (name: string): string => readFileSync(new URL(name, import.meta.url), 'utf8');
 

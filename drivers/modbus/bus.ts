@@ -1,7 +1,8 @@
 // The bus: one link (a TCP connection or a serial port) and the rule that matters most on RS-485 —
 // one transaction at a time — shared by every input in the process that names the same port or
 // host:port. It also holds a circuit breaker per unit id, so a dead unit is backed off for every
-// input that polls it.
+// input that polls it, and decides whose request goes next, so a slow unit holds the line for its
+// own requests but does not make every other unit's request wait behind each of its own.
 import { realpathSync } from 'node:fs';
 import type { Logger } from '../../src/core/component.js';
 import { RtuTransport, type SerialSettings } from './transport-rtu.js';
@@ -9,7 +10,7 @@ import { TcpTransport } from './transport-tcp.js';
 import type { LinkEvents, TransactionRequest, TransactionResult, Transport } from './transport.js';
 
 export type BusSpec =
-  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'tcp'; host: string; port: number; maxInFlight?: number }
   | ({ kind: 'rtu'; path: string } & SerialSettings);
 
 export interface BusTuning {
@@ -100,8 +101,23 @@ export class CircuitBreaker {
   }
 }
 
+/** Weight of the newest transaction in a unit's average time on the line. */
+const SERVICE_EWMA_WEIGHT = 0.3;
+
+interface Waiting {
+  request: TransactionRequest;
+  signal: AbortSignal | undefined;
+  enqueuedMs: number;
+  resolve(result: TransactionResult): void;
+}
+
 export class Bus {
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly waiting: Waiting[] = [];
+  /** Units with a transaction on the line (or just answered, until the next choice). */
+  private readonly busyUnits = new Set<number>();
+  private idleWaiters: (() => void)[] = [];
+  /** Per unit id: how long its transactions hold the line (ms, moving average; a timeout counts in full). */
+  private readonly serviceMs = new Map<number, number>();
   private readonly breakers = new Map<number, CircuitBreaker>();
   private readonly transport: Transport;
   private down = false;
@@ -138,7 +154,7 @@ export class Bus {
     const link = { reconnectInitialMs: tuning.reconnectInitialMs, reconnectMaxMs: tuning.reconnectMaxMs, log, events };
     this.transport =
       spec.kind === 'tcp'
-        ? new TcpTransport({ ...link, host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs })
+        ? new TcpTransport({ ...link, host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs, maxInFlight: spec.maxInFlight })
         : new RtuTransport({ ...link, path: spec.path, baudRate: spec.baudRate, parity: spec.parity, dataBits: spec.dataBits, stopBits: spec.stopBits });
   }
 
@@ -150,11 +166,61 @@ export class Bus {
     return this.transport.connected;
   }
 
-  /** Queues one transaction behind every other on this bus (FIFO), whichever input asked. */
-  transact(request: TransactionRequest): Promise<TransactionResult> {
-    const run = this.tail.then(() => this.transport.transact(request));
-    this.tail = run.catch(() => undefined);
-    return run;
+  /**
+   * Queues one transaction; one at a time goes on the line, whichever input asked. Next goes the
+   * waiting request that is expected to hold the line the shortest — its unit's average time on the
+   * line, less the time it has waited — so a quick unit's requests pass a slow unit's waiting one, and
+   * a slow unit's request waits at most about its own duration. A device has at most one request
+   * waiting, so a slow unit delays another device's read by about one of its own transactions, not one
+   * per request of that device. A request whose `signal` was aborted before its turn is not sent.
+   * With a TCP `maxInFlight` above 1, that many go out at once, at most one per unit id.
+   */
+  transact(request: TransactionRequest, signal?: AbortSignal): Promise<TransactionResult> {
+    return new Promise((resolve) => {
+      this.waiting.push({ request, signal, enqueuedMs: performance.now(), resolve });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    while (this.busyUnits.size < this.transport.maxInFlight) {
+      const nowMs = performance.now();
+      let best = -1;
+      let bestKey = Infinity;
+      this.waiting.forEach((w, i) => {
+        if (this.busyUnits.has(w.request.unitId)) return;
+        const key = (this.serviceMs.get(w.request.unitId) ?? 0) - (nowMs - w.enqueuedMs);
+        if (key < bestKey) {
+          bestKey = key;
+          best = i;
+        }
+      });
+      if (best < 0) return;
+      const [w] = this.waiting.splice(best, 1);
+      if (w.signal?.aborted) {
+        w.resolve({ status: 'cancelled', strayBytes: 0, crcErrors: 0 });
+        continue;
+      }
+      const unitId = w.request.unitId;
+      this.busyUnits.add(unitId);
+      const startedMs = nowMs;
+      void this.transport
+        .transact(w.request)
+        .catch((err: unknown): TransactionResult => ({ status: 'protocol', message: err instanceof Error ? err.message : String(err), strayBytes: 0, crcErrors: 0 }))
+        .then((result) => {
+          const tookMs = performance.now() - startedMs;
+          const before = this.serviceMs.get(w.request.unitId);
+          this.serviceMs.set(w.request.unitId, before === undefined ? tookMs : before + SERVICE_EWMA_WEIGHT * (tookMs - before));
+          w.resolve(result);
+          // Choose the next one once the answer's reader has run: a device's next request (queued in
+          // the same turn of the event loop) is then among the candidates.
+          setImmediate(() => {
+            this.busyUnits.delete(unitId);
+            this.next();
+            if (this.busyUnits.size === 0 && this.waiting.length === 0) for (const idle of this.idleWaiters.splice(0)) idle();
+          });
+        });
+    }
   }
 
   breaker(unitId: number): CircuitBreaker {
@@ -168,7 +234,7 @@ export class Bus {
 
   /** Waits for queued transactions, then closes the link. */
   async close(): Promise<void> {
-    await this.tail;
+    if (this.busyUnits.size > 0 || this.waiting.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.transport.close();
   }
 }
@@ -186,6 +252,9 @@ function sameSerial(a: BusSpec, b: BusSpec): boolean {
 export function acquireBus(spec: BusSpec, log: Logger, tuning: BusTuning = DEFAULT_BUS_TUNING): Bus {
   const key = busKey(spec);
   let bus = buses.get(key);
+  if (bus && spec.kind === 'tcp' && bus.spec.kind === 'tcp' && (bus.spec.maxInFlight ?? 1) !== (spec.maxInFlight ?? 1)) {
+    throw new Error(`modbus: ${key} is already in use with max_in_flight ${bus.spec.maxInFlight ?? 1}; every input on one connection must use the same`);
+  }
   if (bus && spec.kind === 'rtu' && !sameSerial(bus.spec, spec)) {
     const s = bus.spec as typeof spec;
     throw new Error(

@@ -1,6 +1,6 @@
 // The request planner: as few requests as the protocol allows, gaps read through when cheaper.
 import { describe, expect, it } from 'vitest';
-import { planRequests, splitRequest, type PlanItem } from './plan.js';
+import { gapsOf, planRequests, type PlanItem } from './plan.js';
 
 const reg = (table: PlanItem['table'], address: number, type: PlanItem['type'] = table === 'coil' || table === 'discrete' ? 'bool' : 'uint16'): PlanItem => ({
   table,
@@ -65,19 +65,32 @@ describe('planRequests', () => {
   });
 });
 
-describe('splitRequest', () => {
-  it('drops the gaps first, then goes one item per request', () => {
-    const [gappy] = planRequests([reg('holding', 0), reg('holding', 1), reg('holding', 5, 'uint32')]);
-    expect(gappy.count).toBe(7);
-    const noGaps = splitRequest(gappy)!;
-    expect(noGaps.map((r) => [r.address, r.count])).toEqual([
-      [0, 2],
-      [5, 2],
+describe('planRequests: what is read alone', () => {
+  it('reads an ownRequest item alone and never reads through it', () => {
+    const items = [reg('holding', 0), reg('holding', 1), { ...reg('holding', 2), ownRequest: true }, reg('holding', 3), reg('holding', 6)];
+    expect(shape(items)).toEqual([
+      ['holding', 3, 0, 2, 2],
+      ['holding', 3, 2, 1, 1],
+      ['holding', 3, 3, 4, 2],
     ]);
-    expect(splitRequest(noGaps[0])!.map((r) => [r.address, r.count, r.fc])).toEqual([
-      [0, 1, 3],
-      [1, 1, 3],
+  });
+
+  it('does not read through avoided spans, even within the gap limit', () => {
+    const items = [reg('input', 0), reg('input', 4), reg('input', 9)];
+    expect(shape(items)).toEqual([['input', 4, 0, 10, 3]]);
+    expect(shape(items, { avoid: [{ table: 'input', start: 1, end: 4 }] })).toEqual([
+      ['input', 4, 0, 1, 1],
+      ['input', 4, 4, 6, 2],
     ]);
-    expect(splitRequest(noGaps[1])).toBeUndefined();
+    // A span of another table changes nothing.
+    expect(shape(items, { avoid: [{ table: 'holding', start: 1, end: 4 }] })).toEqual([['input', 4, 0, 10, 3]]);
+  });
+
+  it('gapsOf: the addresses a request reads that no item needs', () => {
+    const [r] = planRequests([reg('holding', 0), reg('holding', 1), reg('holding', 5, 'uint32'), reg('holding', 9)]);
+    expect(gapsOf(r)).toEqual([
+      { table: 'holding', start: 2, end: 5 },
+      { table: 'holding', start: 7, end: 9 },
+    ]);
   });
 });

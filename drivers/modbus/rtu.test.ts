@@ -2,17 +2,20 @@
 // other. Values and a dead unit, garbage on the line, two inputs sharing one port (checked on the
 // wire), and the adapter "unplugged" (the pty pair torn down) and plugged back.
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/helpers/cli.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
 import { ModbusInput, type ModbusTuning } from './modbus.js';
 import { crc16, rtuFrame } from './protocol.js';
-import { sleep, startPtyPair, startPymodbus, testContext, words, modbusConfig, type PtyPair, type PymodbusServer } from './testing/peers.js';
+import { sleep, startPtyPair, startPymodbus, stopPeers, testContext, words, modbusConfig, type PtyPair, type PymodbusServer } from './testing/peers.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
+  // Also the socat or pymodbus of a test that failed before it registered their cleanup.
+  await stopPeers();
 });
+afterAll(stopPeers);
 
 async function device(dir: string, units: Parameters<typeof startPymodbus>[0]['units'], options: { trace?: boolean; delayMs?: number } = {}) {
   const pty = await startPtyPair(dir, { trace: options.trace });

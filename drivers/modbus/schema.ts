@@ -63,6 +63,12 @@ export const ModbusRegisterSchema = Type.Object(
       }),
     ),
     unit: Type.Optional(Type.String({ description: 'Unit of the value (e.g. "degC"), for documentation and dashboards.' })),
+    own_request: Type.Optional(
+      Type.Boolean({
+        description:
+          'Read this register in a request of its own, never merged with its neighbours or read through: for an address that is slow, often busy (exception 6) or otherwise fails, so its neighbours are not failed with it. sluice also isolates such a register by itself once it fails while its neighbours answer; this option saves the requests that finding out costs. Default: false.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'One value read from a device.' },
 );
@@ -101,6 +107,14 @@ export const ModbusInputSchema = Type.Object(
         examples: ['*/15 * * * *', '0 0 * * * *'],
       }),
     ),
+    max_in_flight: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 64,
+        description:
+          'TCP only: requests outstanding at once on the connection, at most one per unit id (default 1: one at a time). Above 1, a unit that is slow or does not answer no longer holds up the others; only for a server or gateway that accepts several transactions at once (many TCP-to-RTU gateways do not).',
+      }),
+    ),
     timeout: withDefault(Duration({ description: 'How long to wait for one response before the request fails; a dead device costs at most this per poll.' }), '1s'),
     deadband_heartbeat: withDefault(
       Duration({ description: 'With a deadband, store the value at least this often even if it has not moved.' }),
@@ -123,6 +137,7 @@ export const modbusInput = defineComponent({
   finish(cfg, ctx) {
     if (unset(cfg.measurement)) cfg.measurement = ctx.id;
     const rtu = cfg.url.startsWith('rtu://');
+    if (ctx.raw.max_in_flight !== undefined && rtu) ctx.error(['max_in_flight'], 'max_in_flight applies only to tcp:// urls: a serial line carries one transaction at a time', 'key');
     if (rtu) {
       if (cfg.url.length <= 'rtu://'.length) ctx.error(['url'], 'rtu url has no device path, e.g. rtu:///dev/ttyUSB0');
     } else {

@@ -4,7 +4,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/helpers/cli.js';
 import { Unsigned } from '../../src/core/point.js';
 import { ModbusInput, type ModbusTuning } from './modbus.js';
-import { freePort, modbusConfig, sleep, startPymodbus, testContext, words, type PymodbusServer } from './testing/peers.js';
+import { freePort, modbusConfig, sleep, startPymodbus, stopPeers, testContext, words, type PymodbusServer } from './testing/peers.js';
+
+// Whatever a failed test left running.
+afterAll(stopPeers);
 
 const running: ModbusInput[] = [];
 afterEach(async () => {
@@ -157,8 +160,10 @@ describe('modbus TCP against pymodbus', () => {
     const counters = m.stats().counters!;
     // Poll 1: 0-5 refused (2) then split; 100 refused (2); 50 failed (4); unit 3 (11). Polls 2-3: 100, 50, unit 3.
     expect(counters).toMatchObject({ exception_2: 4, exception_4: 3, exception_11: 3, timeouts: 0 });
+    // Devices are read side by side: their lines interleave, each device's in its own order.
     const warns = ctx.log.entries.filter((e) => e.level === 'warn');
-    expect(warns.map((e) => [e.obj.unit_id, e.obj.address, e.obj.code, e.obj.exception])).toEqual([
+    const byUnit = (e: { obj: Record<string, unknown> }) => Number(e.obj.unit_id);
+    expect(warns.sort((x, y) => byUnit(x) - byUnit(y)).map((e) => [e.obj.unit_id, e.obj.address, e.obj.code, e.obj.exception])).toEqual([
       [2, 50, 4, 'server device failure'],
       [2, 100, 2, 'illegal data address'],
       [3, 0, 11, 'gateway target device failed to respond'],

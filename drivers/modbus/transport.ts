@@ -18,6 +18,10 @@ export interface Noise {
   strayBytes: number;
   /** Frames with the expected header and length but a wrong CRC (RTU). */
   crcErrors: number;
+  /** TCP: well-formed answers to a request that had already timed out (late answers), discarded. */
+  lateReplies?: number;
+  /** TCP: well-formed answers whose transaction id (or unit id) matches no request sent, discarded. */
+  mismatchedReplies?: number;
 }
 
 export type TransactionOutcome =
@@ -30,18 +34,24 @@ export type TransactionOutcome =
   /** The link is down (reconnecting in the background); nothing was sent. */
   | { status: 'disconnected'; reason: string }
   /** The device answered something that is not an answer to the request. */
-  | { status: 'protocol'; message: string };
+  | { status: 'protocol'; message: string }
+  /** TCP: within the timeout only answers with another transaction id (or unit id) came back. */
+  | { status: 'mismatched'; message: string }
+  /** Not sent: the caller gave it up (the input is stopping) before its turn on the bus. */
+  | { status: 'cancelled' };
 
 export type TransactionResult = TransactionOutcome & Noise;
 
 export interface Transport {
   /** Starts connecting in the background; reconnects forever (bounded backoff) until close(). */
   open(): void;
-  /** One request and its response. Never rejects; never called while another is in flight. */
+  /** One request and its response. Never rejects; never called while `maxInFlight` others are in flight. */
   transact(request: TransactionRequest): Promise<TransactionResult>;
   /** Closes the link and stops reconnecting; resolves when the socket or port is released. */
   close(): Promise<void>;
   readonly connected: boolean;
+  /** Transactions the link can carry at once (1 on a serial line; TCP: as configured, one per unit id). */
+  readonly maxInFlight: number;
 }
 
 /** Link events, for the bus's log and counters. */
@@ -94,7 +104,9 @@ export abstract class ReconnectingLink {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   private stateWaiters: (() => void)[] = [];
-  private inFlight = false;
+  private inFlight = 0;
+  /** Transactions this link may carry at once (a serial line: 1). */
+  readonly maxInFlight: number = 1;
 
   constructor(protected readonly options: LinkOptions) {
     this.backoff = new Backoff(options.reconnectInitialMs, options.reconnectMaxMs);
@@ -106,7 +118,7 @@ export abstract class ReconnectingLink {
   protected abstract disconnect(): Promise<void>;
   /** The transaction itself, on an established link. */
   protected abstract exchange(request: TransactionRequest, timeoutMs: number): Promise<TransactionResult>;
-  /** Called when the link goes away with a transaction in flight: it must resolve as disconnected. */
+  /** Called when the link goes away with transactions in flight: each must resolve as disconnected. */
   protected abstract abortInFlight(reason: string): void;
 
   get connected(): boolean {
@@ -175,8 +187,8 @@ export abstract class ReconnectingLink {
 
   async transact(request: TransactionRequest): Promise<TransactionResult> {
     // The bus serialises transactions; this guards that invariant rather than trusting it.
-    if (this.inFlight) throw new Error('modbus: overlapping transactions on one link');
-    this.inFlight = true;
+    if (this.inFlight >= this.maxInFlight) throw new Error('modbus: more transactions at once than the link carries');
+    this.inFlight++;
     try {
       const startMs = performance.now();
       if (!(await this.waitUp(request.timeoutMs))) {
@@ -187,7 +199,7 @@ export abstract class ReconnectingLink {
     } catch (err) {
       return { status: 'protocol', message: err instanceof Error ? err.message : String(err), strayBytes: 0, crcErrors: 0 };
     } finally {
-      this.inFlight = false;
+      this.inFlight--;
     }
   }
 

@@ -1,5 +1,10 @@
 // Real peers for the modbus tests and benchmark: a pymodbus server (TCP, or RTU on a pty) and socat
 // pty pairs. Nothing here skips: a missing python3-pymodbus or socat fails the test that needs it.
+//
+// Every process started here is tracked until it exits: `stopPeers()` (each test file's afterAll)
+// ends those still running, also after a failed test or a start that failed half-way, and the test
+// process kills them when it exits. Both also die with the process that started them (PR_SET_PDEATHSIG),
+// so a test worker that is killed outright leaves no socat or pymodbus behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -15,6 +20,52 @@ export const SERVER_SCRIPT = fileURLToPath(new URL('./server.py', import.meta.ur
 
 export type TableName = 'hr' | 'ir' | 'co' | 'di';
 
+const children = new Set<ChildProcess>();
+
+function track<P extends ChildProcess>(proc: P): P {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  proc.once('error', () => children.delete(proc));
+  return proc;
+}
+
+function alive(proc: ChildProcess): boolean {
+  return proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined;
+}
+
+/** Ends `proc` (SIGTERM, SIGKILL after `graceMs`) and waits until it has exited. */
+async function endProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 2000): Promise<void> {
+  if (!alive(proc)) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill(signal);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Stops every peer started here that is still running; for afterAll (and afterEach where peers are per test). */
+export async function stopPeers(): Promise<void> {
+  await Promise.all([...children].map((c) => endProcess(c)));
+}
+
+/** The peers started here that are still running (pids), for a test that checks nothing was left behind. */
+export function runningPeers(): number[] {
+  return [...children].filter(alive).map((c) => c.pid!);
+}
+
+process.once('exit', () => {
+  for (const c of children) if (alive(c)) c.kill('SIGKILL');
+});
+
+/**
+ * Runs `command` so that the kernel sends it SIGTERM when the process that started it dies (however it
+ * dies): python3 sets PR_SET_PDEATHSIG (prctl option 1), which survives the exec into `command`.
+ */
+function spawnBound(command: string, args: string[], stdio: ['pipe' | 'ignore', 'pipe' | 'ignore', 'pipe' | 'ignore']): ChildProcess {
+  const bind = 'import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); os.execvp(sys.argv[1], sys.argv[1:])';
+  return track(spawn(PYTHON, ['-c', bind, command, ...args], { stdio }));
+}
+
 export interface ServerSpec {
   tcp?: { host?: string; port?: number };
   rtu?: { port: string; baudrate?: number; parity?: 'N' | 'E' | 'O'; bytesize?: number; stopbits?: number };
@@ -23,23 +74,37 @@ export interface ServerSpec {
   fail?: Record<string, Partial<Record<TableName, number[]>>>;
   missing?: 'ignore' | 'gateway';
   delay_ms?: number;
+  /** Per unit id: a delay before each of its answers (the server answers one request at a time). */
+  slow_ms?: Record<string, number>;
+  /** Per unit id, per table: address → the exception code a read that includes it answers. */
+  exceptions?: Record<string, Partial<Record<TableName, Record<string, number>>>>;
+  /** TCP, per unit id: a copy of each answer under a wrong transaction id, before the right one or instead of it. */
+  wrong_tid?: Record<string, 'before' | 'instead'>;
 }
 
 export interface PymodbusServer {
   port: number;
   proc: ChildProcess;
   set(unit: number, table: TableName, address: number, values: (number | boolean)[]): Promise<void>;
+  /** From now on, a read that includes `address` answers exception `code` (null: answers normally again). */
+  raise(unit: number, table: TableName, address: number, code: number | null): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startPymodbus(spec: ServerSpec): Promise<PymodbusServer> {
-  const proc = spawn(PYTHON, [SERVER_SCRIPT, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function startPymodbus(spec: ServerSpec): Promise<PymodbusServer> {
+  // server.py binds itself to this process (PR_SET_PDEATHSIG) and also exits when its stdin closes.
+  const proc = track(spawn(PYTHON, [SERVER_SCRIPT, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] }));
   let stderr = '';
   let stdout = '';
   const acks: (() => void)[] = [];
+  const command = (cmd: object) =>
+    new Promise<void>((ack) => {
+      acks.push(ack);
+      proc.stdin.write(JSON.stringify(cmd) + '\n');
+    });
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
+  const started = new Promise<PymodbusServer>((resolve, reject) => {
     proc.once('error', (err) => reject(new Error(`cannot start ${PYTHON} (python3-pymodbus is required): ${err.message}`)));
     proc.once('exit', (code, signal) => reject(new Error(`pymodbus server exited (${code ?? signal}) before it was ready:\n${stderr}`)));
     proc.stdout.on('data', (d: Buffer) => {
@@ -53,13 +118,10 @@ export function startPymodbus(spec: ServerSpec): Promise<PymodbusServer> {
           resolve({
             port: typeof msg.port === 'number' ? msg.port : 0,
             proc,
-            set: (unit, table, address, values) =>
-              new Promise<void>((ack) => {
-                acks.push(ack);
-                proc.stdin.write(JSON.stringify({ set: { unit, table, address, values } }) + '\n');
-              }),
+            set: (unit, table, address, values) => command({ set: { unit, table, address, values } }),
+            raise: (unit, table, address, code) => command({ raise: { unit, table, address, code } }),
             stop: async (sig: NodeJS.Signals = 'SIGKILL') => {
-              if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+              if (alive(proc)) proc.kill(sig);
               await exited;
             },
           });
@@ -67,6 +129,19 @@ export function startPymodbus(spec: ServerSpec): Promise<PymodbusServer> {
       }
     });
   });
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`pymodbus server not ready within 15 s:\n${stderr}`)), 15_000);
+  });
+  try {
+    return await Promise.race([started, deadline]);
+  } catch (err) {
+    // A server that failed to come up is not left running.
+    await endProcess(proc, 'SIGKILL');
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface PtyPair {
@@ -86,27 +161,29 @@ export async function startPtyPair(dir: string, options: { trace?: boolean; name
   const a = `${dir}/${name}-a`;
   const b = `${dir}/${name}-b`;
   const args = ['-d', '-d', ...(options.trace ? ['-x', '-v'] : []), `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`];
-  const proc = spawn('socat', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawnBound('socat', args, ['ignore', 'ignore', 'pipe']);
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const spawnError = new Promise<never>((_, reject) => proc.once('error', (err) => reject(new Error(`cannot start socat: ${err.message}`))));
+  spawnError.catch(() => undefined); // raced below; unobserved once the pair is up
   const deadline = Date.now() + 5000;
-  for (;;) {
-    if (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop')) break;
-    if (proc.exitCode !== null) throw new Error(`socat exited (${proc.exitCode}):\n${stderr}`);
-    if (Date.now() > deadline) throw new Error(`socat did not create ${a} and ${b}:\n${stderr}`);
-    await Promise.race([new Promise((r) => setTimeout(r, 20)), spawnError]);
+  try {
+    for (;;) {
+      if (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop')) break;
+      if (proc.exitCode !== null) throw new Error(`socat exited (${proc.exitCode}):\n${stderr}`);
+      if (Date.now() > deadline) throw new Error(`socat did not create ${a} and ${b}:\n${stderr}`);
+      await Promise.race([new Promise((r) => setTimeout(r, 20)), spawnError]);
+    }
+  } catch (err) {
+    await endProcess(proc, 'SIGKILL');
+    throw err;
   }
   return {
     a,
     b,
     proc,
     log: () => stderr,
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => endProcess(proc),
   };
 }
 
