@@ -93,29 +93,58 @@ export class TimescaledbOutput implements Output {
     return valueRows(batch);
   }
 
-  async write(batch: OutputBatch, _signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
+  async write(batch: OutputBatch, signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
     const pool = this.pool;
     if (!pool) throw new OutputError('not connected', 'retry');
+    if (signal?.aborted) throw new OutputError('write aborted', 'retry');
     if (!this.ready) await this.ensureTable();
     const rows = (encoded as ValueRows | undefined) ?? valueRows(batch);
     if (rows.rows === 0) return { rejectedPoints: 0, bytes: 0 };
     // Statements stay well below PostgreSQL's 1 GB message limit, and a connection's memory with them.
     if (rows.bytes > MAX_STATEMENT_BYTES && batch.points > 1) throw new OutputError(`statement of ${rows.bytes} bytes is above ${MAX_STATEMENT_BYTES}`, 'split');
+    let client: pg.PoolClient;
     try {
-      const res = await pool.query({ name: this.statementName, text: this.insert, values: rows.params });
+      client = await pool.connect();
+    } catch (err) {
+      throw this.classify(err);
+    }
+    // Giving up on abort means dropping the connection (pg cannot cancel a statement in flight): the
+    // statement may still commit server-side, which ON CONFLICT DO NOTHING makes harmless on replay.
+    let dropped = false;
+    const onAbort = () => {
+      dropped = true;
+      client.release(new Error('write aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await client.query({ name: this.statementName, text: this.insert, values: rows.params });
       const inserted = res.rowCount ?? 0;
       this.counts.rows_inserted += inserted;
       this.counts.rows_already_present += rows.rows - inserted;
       return { rejectedPoints: 0, bytes: rows.bytes };
     } catch (err) {
+      if (dropped) throw new OutputError('write aborted', 'retry', {}, { cause: err });
       throw this.classify(err);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (!dropped) client.release();
     }
   }
 
+  /** Resolves once every connection is closed: pg-pool's end() resolves before its clients' sockets close. */
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    if (pool) await pool.end();
+    if (!pool) return;
+    let open = pool.totalCount;
+    const allClosed = new Promise<void>((resolve) => {
+      if (open === 0) resolve();
+      pool.on('remove', () => {
+        if (--open === 0) resolve();
+      });
+    });
+    await pool.end();
+    await allClosed;
   }
 
   counters(): Record<string, number> {
