@@ -110,6 +110,8 @@ describe('valid configs', () => {
       type: 'timescaledb',
       url: 'postgres://sluice:pw@db.region.example:5432/telemetry',
       table: 'sensor_data',
+      table_template: '{measurement}',
+      new_columns: 'add',
       resolution: 60_000,
       batch_size: 5000,
       flush_interval: 1000,
