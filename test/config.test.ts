@@ -210,6 +210,19 @@ describe('error positions and paths', () => {
     ]);
   });
 
+  it('timescaledb: keys of the other layout are errors at the key', () => {
+    const out = (...lines: string[]) => yaml('version: 1', 'outputs:', '  t:', '    type: timescaledb', '    url: postgres://db/x', ...lines);
+    expect(errors(out('    layout: narrow', '    new_columns: reject', '    compression: { segment_by: [device], after: 7d }'))).toEqual([
+      '7:5 outputs.t.new_columns: new_columns applies to layout: wide only (this output is layout: narrow)',
+      '8:5 outputs.t.compression: compression applies to layout: wide only (this output is layout: narrow)',
+    ]);
+    expect(errors(out('    layout: wide', '    table: readings'))).toEqual([
+      '7:5 outputs.t.table: table applies to layout: narrow only; layout: wide names its tables by table_template',
+    ]);
+    // Unset, the layout is chosen at start from the catalog: both kinds of keys are allowed.
+    expect(ok(out('    table: readings', '    compression: { segment_by: [device], after: 7d }')).outputs.t).toMatchObject({ table: 'readings', compression: { segment_by: ['device'], after: 604_800_000 } });
+  });
+
   it('points an unknown key deep inside a register at the key, naming the selected type', () => {
     expect(errors(modbus('          - { name: t, table: holding, address: 1, typ: int16 }'))).toEqual([
       '9:52 inputs.boiler.devices[0].registers[0].typ: unknown key "typ"; did you mean "type"?',

@@ -62,4 +62,15 @@ export const TimescaledbOutputSchema = Type.Object(
 
 export type TimescaledbOutputConfig = StaticDecode<typeof TimescaledbOutputSchema>;
 
-export const timescaledbOutput = defineComponent({ type: 'timescaledb', schema: TimescaledbOutputSchema });
+const WIDE_ONLY = ['table_template', 'schema', 'new_columns', 'compression'] as const;
+
+export const timescaledbOutput = defineComponent({
+  type: 'timescaledb',
+  schema: TimescaledbOutputSchema,
+  finish(config, ctx) {
+    if (config.layout === 'narrow') {
+      for (const key of WIDE_ONLY) if (ctx.raw[key] !== undefined) ctx.error([key], `${key} applies to layout: wide only (this output is layout: narrow)`, 'key');
+    }
+    if (config.layout === 'wide' && ctx.raw.table !== undefined) ctx.error(['table'], 'table applies to layout: narrow only; layout: wide names its tables by table_template', 'key');
+  },
+});

@@ -62,10 +62,7 @@ export class TimescaledbOutput implements Output {
     const narrow = () => new NarrowOutput({ ...this.config, table }, this.ctx, this.options);
     if (this.config.layout === 'narrow') return narrow();
     const wide = new WideOutput(this.config, this.ctx, this.options);
-    if (this.config.layout === 'wide') {
-      if (this.config.table !== undefined) this.ctx.log.warn({ table }, 'layout: wide writes a table per measurement (table_template); `table` is for the narrow layout and is not used');
-      return wide;
-    }
+    if (this.config.layout === 'wide') return wide;
     const [schema, bare] = table.includes('.') ? table.split('.') : [null, table];
     let columns: string[];
     try {
@@ -83,6 +80,7 @@ export class TimescaledbOutput implements Output {
     if (NARROW_MARKERS.every((c) => columns.includes(c))) {
       await wide.close();
       this.ctx.log.info({ table }, `table ${table} has the narrow shape (one row per value): keeping the narrow layout; set layout: wide for a table per measurement`);
+      if (this.config.compression) this.ctx.log.warn({ table }, 'compression applies to the wide layout only: not set on the narrow table');
       return narrow();
     }
     this.ctx.log.info({ table_template: this.config.table_template }, 'wide layout: a table per measurement, a column per tag and per field');

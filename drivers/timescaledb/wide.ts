@@ -217,6 +217,11 @@ export class WideOutput implements Output {
   }
 
   private classify(err: unknown, table: string | null): OutputError {
+    if ((err as { code?: string }).code === '42703') {
+      // A column dropped by hand since the catalog was read: read it again (and add the column) next time.
+      if (table !== null) this.tables.delete(table);
+      return new OutputError(`a column went missing (${(err as Error).message}); reading the table again`, 'retry', { status: '42703' }, { cause: err });
+    }
     return classifyPgError(err, () => {
       // A table dropped by hand, or a column: read the catalog again (and create) before the next write.
       if (table !== null) this.tables.delete(table);
