@@ -262,6 +262,39 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
     ]);
   });
 
+  it('TimescaleDB before 2.18.1 with compression (a stand-in): the insert is row-exact; a replay mixing stored and new rows adds exactly the new ones', async () => {
+    const url = await newDatabase();
+    // Stand-ins, as in compression.test.ts: the extension version the output reads is replaced, and
+    // create_hypertable and timescaledb_information.hypertables are what this test creates.
+    await q(url, `CREATE FUNCTION create_hypertable(regclass, text, if_not_exists boolean DEFAULT false, migrate_data boolean DEFAULT false) RETURNS void LANGUAGE plpgsql AS $$ BEGIN END $$`);
+    await q(url, 'CREATE SCHEMA timescaledb_information');
+    await q(url, "CREATE VIEW timescaledb_information.hypertables AS SELECT 'public'::name AS hypertable_schema, 'plant'::name AS hypertable_name, true AS compression_enabled");
+    const all = makePoints(4, 50);
+    const dir = tmpDir();
+    const ring = ringWith(all.slice(0, 100), ringOptions(dir));
+    cleanup.push(() => ring.close());
+    const run = (id: string) => {
+      const log = new CaptureLogger();
+      const output = new TimescaledbOutput(config(url), { id, log, agentId: 'test' }, { catalog: { timescaledbVersion: () => Promise.resolve('2.17.2') } });
+      const sync = engine(output, ring, { id, log, source: new RingSource(ring, id) });
+      cleanup.push(() => sync.stop());
+      return { output, sync, log };
+    };
+    const first = run('up');
+    await first.sync.start();
+    await until(drained(ring), 20_000, 'first half');
+    expect(first.output.targetInfo('plant')).toEqual({ timescaledbVersion: '2.17.2', hypertable: true, compressionEnabled: true });
+    expect(first.log.lines.some((l) => l.level === 'warn' && /timescale\/timescaledb#7672/.test(l.msg))).toBe(true);
+    await first.sync.stop();
+    await ring.write(all.slice(100));
+    const again = run('again');
+    await again.sync.start();
+    await until(drained(ring, 'again'), 20_000, 'replay of everything');
+    expect(again.output.counters()).toMatchObject({ rows_inserted: 100, rows_already_present: 100 });
+    expect(again.output.counters().row_exact_statements).toBeGreaterThan(0);
+    await expectPlant(url, all);
+  });
+
   it('the agent killed with SIGKILL mid-drain, then restarted: no row twice, every point present', async () => {
     const url = await newDatabase();
     const dir = tmpDir();
