@@ -5,8 +5,9 @@
 //      node:http in 5000-line batches (sequential keep-alive requests, as a curl loop would, minus
 //      curl's process start). Each side writes its own database (each pays its own shard creation); two
 //      rounds each, alternating, best of each.
-//   2. drain to PostgreSQL 15 (durable settings) through the timescaledb output: the first 100,000 lines
-//      of Beijing (about 1.2 million values).
+//   2. drain to PostgreSQL 15 (durable settings) through the timescaledb output, in both layouts (narrow:
+//      a row per value; wide: a row per point): the first 100,000 lines of Beijing (about 1.2 million
+//      values), values/s and the tables' bytes (indexes included) per value.
 //   3. memory against backlog size: the agent's RSS while draining a backlog of 1 million and of 10
 //      million synthetic points (one float field, 1000 series) to an HTTP sink that accepts everything,
 //      both at the same pace (max_rate 50,000 points/s, 15 s sampled): memory follows the drain rate
@@ -195,25 +196,49 @@ async function influxBench(h) {
   }
 }
 
+/** Bytes of every table of the database's public schema, indexes and TOAST included. */
+const TABLE_BYTES_SQL = `SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::bigint::text AS b FROM pg_class
+WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace`;
+
 async function postgresBench(h) {
   const lp = datasetLineProtocol('beijing');
   const subset = join(OUT, 'beijing-100k.lp');
   if (!existsSync(subset)) writeFileSync(subset, readFileSync(lp, 'utf8').split('\n').slice(0, 100_000).join('\n') + '\n');
   const pg = await h.startPostgres({ durable: true });
   try {
-    const dir = join(OUT, 'drain-pg');
-    const summary = importFile(dir, subset, 'ms');
-    const cfg = writeConfig(dir, ['type: timescaledb', `url: ${pg.url}`, 'table: sensor_data', `batch_size: ${BATCH_LINES}`]);
-    const d = await drain(dir, cfg, summary.points);
-    const [{ n }] = await pg.query('SELECT count(*)::int AS n FROM sensor_data');
-    rmSync(dir, { recursive: true, force: true });
-    return {
-      dataset: `beijing, first 100,000 lines (${summary.points} points, ${summary.values} values)`,
-      values_per_s: summary.values / d.drainS,
-      values_per_s_with_process_start: summary.values / d.seconds,
-      seconds: d.drainS,
-      rows_in_table: n,
-    };
+    const layouts = {};
+    // Each layout in its own database; wide writes a table per measurement (air_quality here).
+    for (const [layout, table, keys] of [
+      ['narrow', 'sensor_data', ['layout: narrow', 'table: sensor_data']],
+      ['wide', 'air_quality', ['layout: wide']],
+    ]) {
+      await pg.query(`CREATE DATABASE ${layout}`);
+      const url = pg.url.replace(/\/postgres$/, `/${layout}`);
+      const dir = join(OUT, `drain-pg-${layout}`);
+      rmSync(dir, { recursive: true, force: true });
+      const summary = importFile(dir, subset, 'ms');
+      const cfg = writeConfig(dir, ['type: timescaledb', `url: ${url}`, ...keys, `batch_size: ${BATCH_LINES}`]);
+      const d = await drain(dir, cfg, summary.points);
+      const client = new (await import('pg')).default.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM ${table}`)).rows;
+        const [{ b }] = (await client.query(TABLE_BYTES_SQL)).rows;
+        layouts[layout] = {
+          dataset: `beijing, first 100,000 lines (${summary.points} points, ${summary.values} values)`,
+          values_per_s: summary.values / d.drainS,
+          values_per_s_with_process_start: summary.values / d.seconds,
+          seconds: d.drainS,
+          rows_in_table: n,
+          table_bytes: Number(b),
+          bytes_per_value: Number(b) / summary.values,
+        };
+      } finally {
+        await client.end();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return layouts;
   } finally {
     await pg.close();
   }
@@ -296,13 +321,15 @@ export async function outputsBench(which = ['influxdb', 'postgres', 'memory']) {
     });
   }
   if (which.includes('postgres')) {
-    const r = (out.postgres = await postgresBench(h));
-    out.rows.push({
-      figure: 'drain to PostgreSQL 15 (timescaledb output)',
-      measured: `${Math.round(r.values_per_s).toLocaleString('en')} values/s`,
-      target: '≥ 50,000 values/s',
-      note: `${r.dataset}; ${Math.round(r.values_per_s_with_process_start).toLocaleString('en')} values/s with Node's start included`,
-    });
+    const layouts = (out.postgres = await postgresBench(h));
+    for (const [layout, r] of Object.entries(layouts)) {
+      out.rows.push({
+        figure: `drain to PostgreSQL 15 (timescaledb output, layout ${layout})`,
+        measured: `${Math.round(r.values_per_s).toLocaleString('en')} values/s, ${r.bytes_per_value.toFixed(1)} bytes/value`,
+        target: '≥ 50,000 values/s',
+        note: `${r.dataset}; ${r.rows_in_table.toLocaleString('en')} rows, ${(r.table_bytes / 2 ** 20).toFixed(1)} MB table + indexes; ${Math.round(r.values_per_s_with_process_start).toLocaleString('en')} values/s with Node's start included`,
+      });
+    }
   }
   if (which.includes('memory')) {
     const rows = (out.memory = await memoryBench());

@@ -110,6 +110,8 @@ describe('valid configs', () => {
       type: 'timescaledb',
       url: 'postgres://sluice:pw@db.region.example:5432/telemetry',
       table: 'sensor_data',
+      table_template: '{measurement}',
+      new_columns: 'add',
       resolution: 60_000,
       batch_size: 5000,
       flush_interval: 1000,
@@ -206,6 +208,19 @@ describe('error positions and paths', () => {
     expect(errors(yaml('version: 1', 'cluster: {}'))).toEqual([
       '2:1 cluster: unknown key "cluster"; known keys: version, agent, buffer, inputs, aggregate, retention, outputs, http, rules, fleet',
     ]);
+  });
+
+  it('timescaledb: keys of the other layout are errors at the key', () => {
+    const out = (...lines: string[]) => yaml('version: 1', 'outputs:', '  t:', '    type: timescaledb', '    url: postgres://db/x', ...lines);
+    expect(errors(out('    layout: narrow', '    new_columns: reject', '    compression: { segment_by: [device], after: 7d }'))).toEqual([
+      '7:5 outputs.t.new_columns: new_columns applies to layout: wide only (this output is layout: narrow)',
+      '8:5 outputs.t.compression: compression applies to layout: wide only (this output is layout: narrow)',
+    ]);
+    expect(errors(out('    layout: wide', '    table: readings'))).toEqual([
+      '7:5 outputs.t.table: table applies to layout: narrow only; layout: wide names its tables by table_template',
+    ]);
+    // Unset, the layout is chosen at start from the catalog: both kinds of keys are allowed.
+    expect(ok(out('    table: readings', '    compression: { segment_by: [device], after: 7d }')).outputs.t).toMatchObject({ table: 'readings', compression: { segment_by: ['device'], after: 604_800_000 } });
   });
 
   it('points an unknown key deep inside a register at the key, naming the selected type', () => {

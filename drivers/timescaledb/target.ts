@@ -111,8 +111,8 @@ export const HYPERTABLE_SQL = `SELECT compression_enabled FROM timescaledb_infor
 WHERE hypertable_schema = coalesce($1, current_schema()) AND hypertable_name = $2`;
 
 /** Whether the table is a hypertable and has compression enabled (TimescaleDB only). */
-export async function hypertableInfo(client: pg.ClientBase, table: string): Promise<{ hypertable: boolean; compressionEnabled: boolean }> {
-  const [schema, name] = table.includes('.') ? table.split('.') : [null, table];
+export async function hypertableInfo(client: pg.ClientBase, table: string | { schema: string | undefined; name: string }): Promise<{ hypertable: boolean; compressionEnabled: boolean }> {
+  const [schema, name] = typeof table !== 'string' ? [table.schema ?? null, table.name] : table.includes('.') ? table.split('.') : [null, table];
   let res: pg.QueryResult<{ compression_enabled: boolean }>;
   try {
     res = await client.query<{ compression_enabled: boolean }>(HYPERTABLE_SQL, [schema, name]);
@@ -125,10 +125,10 @@ export async function hypertableInfo(client: pg.ClientBase, table: string): Prom
   return { hypertable: row !== undefined, compressionEnabled: row?.compression_enabled === true };
 }
 
-// Every index of the table, and whether it is a unique key on exactly KEY_COLUMNS: valid, not
+// Every index of the table, and whether it is a unique key on exactly the given columns: valid, not
 // partial, no expressions (INCLUDE columns do not count as key columns).
 const INDEXES_SQL = `SELECT c.relname AS name,
-  i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = ${KEY_COLUMNS.length}
+  i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
   AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text COLLATE "C")
        FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -143,8 +143,8 @@ export interface KeyIndex {
   others: string[];
 }
 
-export async function keyIndex(client: pg.ClientBase, quotedTable: string): Promise<KeyIndex> {
-  const sorted = [...KEY_COLUMNS].sort();
+export async function keyIndex(client: pg.ClientBase, quotedTable: string, columns: readonly string[] = KEY_COLUMNS): Promise<KeyIndex> {
+  const sorted = [...columns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const res = await schemaStep<{ name: string; is_key: boolean | null }>(client, INDEXES_SQL, [quotedTable, sorted]);
   const key = res.rows.find((r) => r.is_key === true)?.name ?? null;
   return { key, others: res.rows.filter((r) => r.is_key !== true).map((r) => r.name) };

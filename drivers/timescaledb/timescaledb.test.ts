@@ -36,7 +36,7 @@ async function newDatabase(): Promise<string> {
 }
 
 function config(url: string, extra: Partial<TimescaledbOutputConfig> = {}): TimescaledbOutputConfig {
-  return { type: 'timescaledb', url, table: 'sensor_data', resolution: 'raw', batch_size: 5000, flush_interval: 200, timeout: 5000, ...extra };
+  return { type: 'timescaledb', url, layout: 'narrow', table: 'sensor_data', table_template: '{measurement}', new_columns: 'add', resolution: 'raw', batch_size: 5000, flush_interval: 200, timeout: 5000, ...extra };
 }
 
 async function q<R extends Record<string, unknown>>(url: string, sql: string): Promise<R[]> {
@@ -237,6 +237,7 @@ describe('timescaledb output, against PostgreSQL 15', () => {
         '  archive:',
         '    type: timescaledb',
         `    url: ${url}`,
+        '    layout: narrow',
         '    table: sensor_data',
         '    batch_size: 4000',
         '',

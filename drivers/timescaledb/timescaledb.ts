@@ -1,366 +1,89 @@
-// The `timescaledb` output: one row per value in a narrow table with a unique key, written with one
-// INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO NOTHING per batch, so a replayed batch adds
-// nothing. It creates the table when missing, as a hypertable when the timescaledb extension is
-// installed, and works on plain PostgreSQL otherwise. On a compressed hypertable of a TimescaleDB
-// release with the ON CONFLICT bug (target.ts) it inserts only the rows not already there.
-//
-// Why unnest rather than COPY: COPY needs pg-copy-streams (a dependency) and cannot say ON CONFLICT DO
-// NOTHING (it would need a staging table and a second statement). Eight array parameters are parsed
-// once per batch and the plan is prepared once per connection, which keeps a single connection above
-// 100k values/s on this kind of hardware (see bench/outputs.mjs).
-import { readFileSync } from 'node:fs';
-import pg from 'pg';
-import { OutputError, type Output, type OutputBatch, type OutputContext, type WriteResult } from '../../src/core/component.js';
+// The `timescaledb` output: the wide layout (wide.ts, a table per measurement) or the narrow one
+// (narrow.ts, one row per value). `layout` picks one; unset, an existing table of the narrow shape
+// (`table`, default sensor_data) keeps the narrow layout, said so in the log, and anything else gets
+// the wide one. The choice is made once, on the first connect, from the catalog.
+import type { Output, OutputBatch, OutputContext, WriteResult } from '../../src/core/component.js';
+import { NarrowOutput, type TimescaledbOutputOptions } from './narrow.js';
 import type { TimescaledbOutputConfig } from './schema.js';
-import { valueRows, type ValueRows } from './rows.js';
-import { KEY_COLUMNS, hypertableInfo, keyIndex, needsRowExactInsert, schemaStep, statementText, timescaledbVersion, versionNeedsGuard, type TargetInfo } from './target.js';
+import type { TargetInfo } from './target.js';
+import { WideOutput } from './wide.js';
 
-export const MAX_STATEMENT_BYTES = 64 * 1024 * 1024;
+export { COLUMNS, createTableSql, insertSql, keyIndexName, MAX_STATEMENT_BYTES, quoteTable, rowExactInsertSql, timeBounds, type CatalogReads, type TimescaledbOutputOptions } from './narrow.js';
 
-/**
- * How often a hypertable without compression is looked at again on a TimescaleDB release that needs the
- * row-exact guard: a user may enable compression while sluice runs.
- */
-export const COMPRESSION_RECHECK_MS = 60_000;
+export const DEFAULT_NARROW_TABLE = 'sensor_data';
 
-/** Columns the table must have (name → PostgreSQL type as information_schema spells it). */
-export const COLUMNS: Readonly<Record<string, string>> = {
-  time: 'timestamp with time zone',
-  measurement: 'text',
-  tags: 'jsonb',
-  field: 'text',
-  value: 'double precision',
-  value_int: 'bigint',
-  value_text: 'text',
-  value_bool: 'boolean',
-};
-
-/** A quoted, optionally schema-qualified identifier ("schema"."table"). The schema's pattern already bars quotes. */
-export function quoteTable(name: string): string {
-  return name
-    .split('.')
-    .map((p) => '"' + p.replace(/"/g, '""') + '"')
-    .join('.');
-}
-
-export function keyIndexName(table: string): string {
-  return table.split('.').pop()! + '_sluice_key';
-}
-
-export function createTableSql(table: string): { table: string; index: string } {
-  const t = quoteTable(table);
-  return {
-    table: `CREATE TABLE IF NOT EXISTS ${t} (
-  time        timestamptz      NOT NULL,
-  measurement text COLLATE "C" NOT NULL,
-  tags        jsonb            NOT NULL,
-  field       text COLLATE "C" NOT NULL,
-  value       double precision,
-  value_int   bigint,
-  value_text  text,
-  value_bool  boolean
-)`,
-    // The key a replay collides with. (measurement, field, tags, time) also serves the usual query:
-    // one field of one measurement, some series, a time range; a series' rows sit together, so a
-    // backlog drained series by series inserts with good locality. Names compare byte-wise (COLLATE
-    // "C"): they are identifiers, and a locale collation would make every index comparison costly.
-    index: `CREATE UNIQUE INDEX IF NOT EXISTS "${keyIndexName(table).replace(/"/g, '""')}" ON ${t} (${KEY_COLUMNS.join(', ')})`,
-  };
-}
-
-const COLUMN_LIST = 'time, measurement, tags, field, value, value_int, value_text, value_bool';
-const UNNEST = `FROM unnest($1::int8[], $2::text[], $3::jsonb[], $4::text[], $5::float8[], $6::int8[], $7::text[], $8::bool[]) AS u(t, m, g, f, v, i, s, b)`;
-const TIME = `timestamptz 'epoch' + u.t * interval '1 microsecond'`;
-
-export function insertSql(table: string): string {
-  return `INSERT INTO ${quoteTable(table)} (${COLUMN_LIST})
-SELECT ${TIME}, u.m, u.g, u.f, u.v, u.i, u.s, u.b
-${UNNEST}
-ON CONFLICT DO NOTHING`;
-}
-
-/**
- * The row-exact insert: only rows whose key is not in the table yet reach the INSERT, so none of them
- * meets ON CONFLICT against a stored (possibly compressed) row. ON CONFLICT DO NOTHING stays for keys
- * repeated within the batch and for a concurrent writer. The names compare in the columns' "C"
- * collation. $9 and $10 bound the batch's times: without them TimescaleDB plans the anti-join over
- * every chunk and decompresses the whole hypertable for each statement; with them it reads the chunks
- * and compressed batches of the batch's time range only.
- */
-export function rowExactInsertSql(table: string): string {
-  const t = quoteTable(table);
-  return `INSERT INTO ${t} (${COLUMN_LIST})
-SELECT ${TIME}, u.m, u.g, u.f, u.v, u.i, u.s, u.b
-${UNNEST}
-WHERE NOT EXISTS (
-  SELECT 1 FROM ${t} AS x
-  WHERE x.measurement = u.m COLLATE "C" AND x.field = u.f COLLATE "C" AND x.tags = u.g AND x.time = ${TIME}
-    AND x.time BETWEEN $9::timestamptz AND $10::timestamptz
-)
-ON CONFLICT DO NOTHING`;
-}
-
-/**
- * Bounds that hold every time of the batch, as timestamptz literals: whole milliseconds outward, or
- * ±infinity beyond what a Date can spell (a bound only narrows the rows the anti-join reads).
- */
-export function timeBounds(minTimeUs: number, maxTimeUs: number): [string, string] {
-  // PostgreSQL reads ISO years 0001–9999 only (toISOString spells others +010000 or -000001).
-  const iso = (ms: number): string | null => {
-    const d = new Date(ms);
-    const year = d.getUTCFullYear();
-    return Number.isNaN(d.getTime()) || year < 1 || year > 9999 ? null : d.toISOString();
-  };
-  return [iso(Math.floor(minTimeUs / 1000)) ?? '-infinity', iso(Math.ceil(maxTimeUs / 1000)) ?? 'infinity'];
-}
-
-/** Catalog reads a test may replace, to stand in for a database with the timescaledb extension. */
-export interface CatalogReads {
-  timescaledbVersion(client: pg.ClientBase): Promise<string | null>;
-}
-
-export interface TimescaledbOutputOptions {
-  /** Connections: the engine's concurrency plus its live slot. */
-  maxConnections?: number;
-  catalog?: Partial<CatalogReads>;
-  compressionRecheckMs?: number;
-}
+/** The columns that make a table narrow (time, measurement, tags, field and the value columns). */
+const NARROW_MARKERS = ['measurement', 'tags', 'field', 'value'];
 
 export class TimescaledbOutput implements Output {
-  private pool: pg.Pool | undefined;
-  private ready = false;
-  private target: TargetInfo = { timescaledbVersion: null, hypertable: false, compressionEnabled: false };
-  private targetReadMs = 0;
-  private recheck: Promise<void> | undefined;
-  private readonly insert: string;
-  private readonly rowExactInsert: string;
-  private readonly statementName: string;
-  private readonly counts = { rows_inserted: 0, rows_already_present: 0, row_exact_statements: 0 };
-  private readonly catalog: CatalogReads;
-  private readonly maxConnections: number;
-  private readonly compressionRecheckMs: number;
+  private impl: NarrowOutput | WideOutput | undefined;
 
   constructor(
     private readonly config: TimescaledbOutputConfig,
     private readonly ctx: OutputContext,
-    options: TimescaledbOutputOptions = {},
-  ) {
-    this.insert = insertSql(config.table);
-    this.rowExactInsert = rowExactInsertSql(config.table);
-    this.statementName = `sluice_insert_${config.table.replace(/\W/g, '_')}`;
-    this.catalog = { timescaledbVersion, ...options.catalog };
-    this.maxConnections = options.maxConnections ?? 5;
-    this.compressionRecheckMs = options.compressionRecheckMs ?? COMPRESSION_RECHECK_MS;
+    private readonly options: TimescaledbOutputOptions = {},
+  ) {}
+
+  /** The layout in use, once connected. */
+  layout(): 'wide' | 'narrow' | undefined {
+    return this.impl === undefined ? undefined : this.impl instanceof WideOutput ? 'wide' : 'narrow';
   }
 
   async connect(): Promise<void> {
-    if (!this.pool) this.pool = this.makePool();
-    this.ready = false;
-    await this.ensureTable();
+    this.impl ??= await this.choose();
+    await this.impl.connect();
   }
 
-  /** The CPU part of a write: the batch as the INSERT's array parameters (run ahead by the engine). */
-  encode(batch: OutputBatch): ValueRows {
-    return valueRows(batch);
+  encode(batch: OutputBatch): unknown {
+    return this.impl instanceof NarrowOutput ? this.impl.encode(batch) : undefined;
   }
 
-  async write(batch: OutputBatch, _signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
-    const pool = this.pool;
-    if (!pool) throw new OutputError('not connected', 'retry');
-    if (!this.ready) await this.ensureTable();
-    const rows = (encoded as ValueRows | undefined) ?? valueRows(batch);
-    if (rows.rows === 0) return { rejectedPoints: 0, bytes: 0 };
-    // Statements stay well below PostgreSQL's 1 GB message limit, and a connection's memory with them.
-    if (rows.bytes > MAX_STATEMENT_BYTES && batch.points > 1) throw new OutputError(`statement of ${rows.bytes} bytes is above ${MAX_STATEMENT_BYTES}`, 'split');
-    await this.recheckCompression(pool);
-    const rowExact = needsRowExactInsert(this.target);
-    try {
-      const res = await pool.query({
-        name: rowExact ? `${this.statementName}_exact` : this.statementName,
-        text: rowExact ? this.rowExactInsert : this.insert,
-        values: rowExact ? [...rows.params, ...timeBounds(rows.minTimeUs, rows.maxTimeUs)] : rows.params,
-      });
-      const inserted = res.rowCount ?? 0;
-      this.counts.rows_inserted += inserted;
-      this.counts.rows_already_present += rows.rows - inserted;
-      if (rowExact) this.counts.row_exact_statements++;
-      return { rejectedPoints: 0, bytes: rows.bytes };
-    } catch (err) {
-      throw this.classify(err);
-    }
+  async write(batch: OutputBatch, signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
+    if (this.impl === undefined) await this.connect();
+    return this.impl!.write(batch, signal, encoded);
   }
 
   async close(): Promise<void> {
-    const pool = this.pool;
-    this.pool = undefined;
-    if (pool) await pool.end();
+    await this.impl?.close();
   }
 
   counters(): Record<string, number> {
-    return { ...this.counts, hypertable: this.target.hypertable ? 1 : 0 };
+    return this.impl?.counters() ?? {};
   }
 
-  /** What the output knows of its table: TimescaleDB version, hypertable, compression. */
-  targetInfo(): Readonly<TargetInfo> {
-    return this.target;
+  /** Narrow: what the output knows of its table. Wide: of `table` (a measurement's table name). */
+  targetInfo(table?: string): Readonly<TargetInfo> | undefined {
+    if (this.impl instanceof NarrowOutput) return this.impl.targetInfo();
+    return table === undefined ? undefined : this.impl?.targetInfo(table);
   }
 
-  private makePool(): pg.Pool {
-    const { config } = this;
-    let ssl: pg.PoolConfig['ssl'];
-    if (config.tls !== undefined) {
-      let ca: Buffer | undefined;
-      if (config.tls.ca !== undefined) {
-        try {
-          ca = readFileSync(config.tls.ca);
-        } catch (err) {
-          throw new OutputError(`cannot read tls.ca ${config.tls.ca}: ${(err as Error).message}`, 'fatal', {}, { cause: err });
-        }
-      }
-      ssl = { ca, rejectUnauthorized: !config.tls.insecure_skip_verify };
-    }
-    const pool = new pg.Pool({
-      connectionString: config.url,
-      ssl,
-      max: this.maxConnections,
-      connectionTimeoutMillis: config.timeout,
-      idleTimeoutMillis: 30_000,
-      // The server cancels a statement that outlives the request timeout, so a retry never races it for long.
-      statement_timeout: config.timeout,
-      application_name: 'sluice',
-    });
-    // An idle connection that breaks (server restart) is dropped and replaced on the next write.
-    pool.on('error', (err) => this.ctx.log.debug({ err: err.message }, 'idle connection closed'));
-    return pool;
-  }
-
-  /**
-   * Creates the table if missing (a hypertable when TimescaleDB is there), makes sure the unique key
-   * exists, and checks the columns. Each statement runs only when needed: TimescaleDB refuses even an
-   * `IF NOT EXISTS` unique index on a hypertable with compression enabled.
-   */
-  private async ensureTable(): Promise<void> {
-    const pool = this.pool;
-    if (!pool) throw new OutputError('not connected', 'retry');
-    let client: pg.PoolClient;
+  private async choose(): Promise<NarrowOutput | WideOutput> {
+    const table = this.config.table ?? DEFAULT_NARROW_TABLE;
+    const narrow = () => new NarrowOutput({ ...this.config, table }, this.ctx, this.options);
+    if (this.config.layout === 'narrow') return narrow();
+    const wide = new WideOutput(this.config, this.ctx, this.options);
+    if (this.config.layout === 'wide') return wide;
+    const [schema, bare] = table.includes('.') ? table.split('.') : [null, table];
+    let columns: string[];
     try {
-      client = await pool.connect();
-    } catch (err) {
-      throw this.classify(err);
-    }
-    const table = quoteTable(this.config.table);
-    try {
-      await schemaStep(client, 'BEGIN');
-      // Two gateways starting at once must not race CREATE TABLE IF NOT EXISTS.
-      await schemaStep(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`sluice:${this.config.table}`]);
-      const sql = createTableSql(this.config.table);
-      await schemaStep(client, sql.table);
-      const version = await this.catalog.timescaledbVersion(client);
-      let target: TargetInfo = { timescaledbVersion: version, hypertable: false, compressionEnabled: false };
-      if (version !== null) {
-        target = { timescaledbVersion: version, ...(await hypertableInfo(client, this.config.table)) };
-        if (!target.hypertable) {
-          await schemaStep(client, "SELECT create_hypertable($1::regclass, 'time', if_not_exists => TRUE, migrate_data => TRUE)", [table]);
-          target = { timescaledbVersion: version, ...(await hypertableInfo(client, this.config.table)) };
-        }
-      }
-      if ((await keyIndex(client, table)).key === null) {
-        await schemaStep(client, sql.index);
-        const after = await keyIndex(client, table);
-        if (after.key === null) {
-          throw new OutputError(
-            `table ${this.config.table} has no unique index on (${KEY_COLUMNS.join(', ')}) and \`${statementText(sql.index)}\` did not create one: ` +
-              `a relation named ${keyIndexName(this.config.table)} already exists (${after.others.join(', ') || 'in the schema'}); rename it, or create the unique index yourself`,
-            'fatal',
-          );
-        }
-      }
-      await schemaStep(client, 'COMMIT');
-      const [schema, bare] = this.config.table.includes('.') ? this.config.table.split('.') : [null, this.config.table];
-      const cols = await schemaStep<{ column_name: string; data_type: string }>(
-        client,
-        `SELECT column_name, data_type FROM information_schema.columns
-         WHERE table_name = $1 AND table_schema = coalesce($2, current_schema())`,
-        [bare, schema],
+      const res = await wide.connection().query<{ column_name: string }>(
+        'SELECT column_name FROM information_schema.columns WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2',
+        [schema, bare],
       );
-      const have = new Map(cols.rows.map((r) => [r.column_name, r.data_type]));
-      const wrong = Object.entries(COLUMNS).filter(([name, type]) => have.get(name) !== type);
-      if (wrong.length > 0) {
-        throw new OutputError(
-          `table ${this.config.table} exists with another shape: needs ${wrong.map(([n, t]) => `${n} ${t}`).join(', ')}; use another table name or migrate it`,
-          'fatal',
-        );
-      }
-      this.noteTarget(target);
-      this.ready = true;
-      this.ctx.log.debug({ table: this.config.table, ...target }, 'timescaledb table ready');
+      columns = res.rows.map((r) => r.column_name);
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw this.classify(err);
-    } finally {
-      client.release();
+      await wide.close();
+      // Not reached, or refused: the engine retries connect (or pauses), and the layout is chosen then.
+      const { classifyPgError } = await import('./pool.js');
+      throw classifyPgError(err, () => undefined);
     }
-  }
-
-  private noteTarget(target: TargetInfo): void {
-    const guardBefore = needsRowExactInsert(this.target);
-    this.target = target;
-    this.targetReadMs = Date.now();
-    if (needsRowExactInsert(target) && !guardBefore) {
-      this.ctx.log.warn(
-        { table: this.config.table, timescaledb: target.timescaledbVersion },
-        'hypertable with compression enabled on a TimescaleDB release whose ON CONFLICT DO NOTHING can lose rows (timescale/timescaledb#7672, fixed in 2.18.1): inserting only rows not already there',
-      );
+    if (NARROW_MARKERS.every((c) => columns.includes(c))) {
+      await wide.close();
+      this.ctx.log.info({ table }, `table ${table} has the narrow shape (one row per value): keeping the narrow layout; set layout: wide for a table per measurement`);
+      if (this.config.compression) this.ctx.log.warn({ table }, 'compression applies to the wide layout only: not set on the narrow table');
+      return narrow();
     }
-  }
-
-  /** On a release that needs the guard, looks at compression again now and then: it may be enabled at any time. */
-  private async recheckCompression(pool: pg.Pool): Promise<void> {
-    const t = this.target;
-    if (!t.hypertable || t.compressionEnabled || !versionNeedsGuard(t.timescaledbVersion)) return;
-    if (Date.now() - this.targetReadMs < this.compressionRecheckMs) return;
-    this.recheck ??= (async () => {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw this.classify(err);
-      }
-      try {
-        this.noteTarget({ timescaledbVersion: t.timescaledbVersion, ...(await hypertableInfo(client, this.config.table)) });
-      } finally {
-        client.release();
-      }
-    })().finally(() => {
-      this.recheck = undefined;
-    });
-    await this.recheck;
-  }
-
-  /** PostgreSQL's SQLSTATE classes and node's socket errors, as engine categories. */
-  private classify(err: unknown): OutputError {
-    if (err instanceof OutputError) return err;
-    const e = err as Error & { code?: string; severity?: string };
-    const code = e.code ?? '';
-    const message = `${code ? code + ': ' : ''}${e.message}`;
-    if (/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH)$/.test(code)) {
-      return new OutputError(`cannot reach the database (${message})`, 'retry', { unreached: true, status: code }, { cause: err });
-    }
-    if (code === '42P01') {
-      // The table went away (dropped by hand): create it again before the next write.
-      this.ready = false;
-      return new OutputError(`table missing (${message}); creating it again`, 'retry', { status: code }, { cause: err });
-    }
-    if (code.startsWith('28') || code === '42501') return new OutputError(`credentials or privileges refused (${message})`, 'auth', { status: code }, { cause: err });
-    if (code === '3D000' || code === '3F000' || code === '42703' || code === '42804') {
-      return new OutputError(`the database refuses our configuration (${message})`, 'fatal', { status: code }, { cause: err });
-    }
-    if (code.startsWith('53') || code === '57P03') return new OutputError(`the database is overloaded (${message})`, 'throttle', { status: code }, { cause: err });
-    if (code.startsWith('22') || code.startsWith('23') || code === '54000') {
-      // A value the database will never take (a NUL in a string, an index row too large): bisect to it.
-      return new OutputError(`the database refused a value (${message})`, 'reject', { status: code }, { cause: err });
-    }
-    if (code === '57014') return new OutputError(`statement timed out (${message})`, 'retry', { timeout: true, status: code }, { cause: err });
-    return new OutputError(`write failed (${message})`, 'retry', { status: code || undefined }, { cause: err });
+    this.ctx.log.info({ table_template: this.config.table_template }, 'wide layout: a table per measurement, a column per tag and per field');
+    return wide;
   }
 }
