@@ -11,7 +11,7 @@
 import pg from 'pg';
 import { OutputError, type Output, type OutputBatch, type OutputContext, type WriteResult } from '../../src/core/component.js';
 import type { TimescaledbOutputConfig } from './schema.js';
-import { classifyPgError, makePool } from './pool.js';
+import { abortableQuery, classifyPgError, endPool, makePool } from './pool.js';
 import { valueRows, type ValueRows } from './rows.js';
 import { KEY_COLUMNS, hypertableInfo, keyIndex, needsRowExactInsert, schemaStep, statementText, timescaledbVersion, versionNeedsGuard, type TargetInfo } from './target.js';
 
@@ -167,9 +167,10 @@ export class NarrowOutput implements Output {
     return valueRows(batch);
   }
 
-  async write(batch: OutputBatch, _signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
+  async write(batch: OutputBatch, signal?: AbortSignal, encoded?: unknown): Promise<WriteResult> {
     const pool = this.pool;
     if (!pool) throw new OutputError('not connected', 'retry');
+    if (signal?.aborted) throw new OutputError('write aborted', 'retry');
     if (!this.ready) await this.ensureTable();
     const rows = (encoded as ValueRows | undefined) ?? valueRows(batch);
     if (rows.rows === 0) return { rejectedPoints: 0, bytes: 0 };
@@ -177,26 +178,27 @@ export class NarrowOutput implements Output {
     if (rows.bytes > MAX_STATEMENT_BYTES && batch.points > 1) throw new OutputError(`statement of ${rows.bytes} bytes is above ${MAX_STATEMENT_BYTES}`, 'split');
     await this.recheckCompression(pool);
     const rowExact = needsRowExactInsert(this.target);
-    try {
-      const res = await pool.query({
+    const res = await abortableQuery(
+      pool,
+      {
         name: rowExact ? `${this.statementName}_exact` : this.statementName,
         text: rowExact ? this.rowExactInsert : this.insert,
         values: rowExact ? [...rows.params, ...timeBounds(rows.minTimeUs, rows.maxTimeUs)] : rows.params,
-      });
-      const inserted = res.rowCount ?? 0;
-      this.counts.rows_inserted += inserted;
-      this.counts.rows_already_present += rows.rows - inserted;
-      if (rowExact) this.counts.row_exact_statements++;
-      return { rejectedPoints: 0, bytes: rows.bytes };
-    } catch (err) {
-      throw this.classify(err);
-    }
+      },
+      signal,
+      (err) => this.classify(err),
+    );
+    const inserted = res.rowCount ?? 0;
+    this.counts.rows_inserted += inserted;
+    this.counts.rows_already_present += rows.rows - inserted;
+    if (rowExact) this.counts.row_exact_statements++;
+    return { rejectedPoints: 0, bytes: rows.bytes };
   }
 
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    if (pool) await pool.end();
+    if (pool) await endPool(pool);
   }
 
   counters(): Record<string, number> {

@@ -60,3 +60,46 @@ export function classifyPgError(err: unknown, tableMissing: () => void): OutputE
   if (code === '57014') return new OutputError(`statement timed out (${message})`, 'retry', { timeout: true, status: code }, { cause: err });
   return new OutputError(`write failed (${message})`, 'retry', { status: code || undefined }, { cause: err });
 }
+
+/** Resolves once every connection is closed: pg-pool's end() resolves before its clients' sockets close. */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  let open = pool.totalCount;
+  const allClosed = new Promise<void>((resolve) => {
+    if (open === 0) resolve();
+    pool.on('remove', () => {
+      if (--open === 0) resolve();
+    });
+  });
+  await pool.end();
+  await allClosed;
+}
+
+/**
+ * One statement on a connection of its own, given up when `signal` aborts. Giving up means dropping
+ * the connection (pg cannot cancel a statement in flight): the statement may still commit on the
+ * server, which ON CONFLICT DO NOTHING makes harmless on replay. `classify` maps a database error.
+ */
+export async function abortableQuery(pool: pg.Pool, query: pg.QueryConfig, signal: AbortSignal | undefined, classify: (err: unknown) => OutputError): Promise<pg.QueryResult> {
+  if (signal?.aborted) throw new OutputError('write aborted', 'retry');
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw classify(err);
+  }
+  let dropped = false;
+  const onAbort = (): void => {
+    dropped = true;
+    client.release(new Error('write aborted'));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await client.query(query);
+  } catch (err) {
+    if (dropped) throw new OutputError('write aborted', 'retry', {}, { cause: err });
+    throw classify(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (!dropped) client.release();
+  }
+}

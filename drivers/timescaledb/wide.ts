@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { OutputError, type Output, type OutputBatch, type OutputContext, type WriteResult } from '../../src/core/component.js';
 import type { TimescaledbOutputConfig } from './schema.js';
-import { classifyPgError, makePool } from './pool.js';
+import { abortableQuery, classifyPgError, endPool, makePool } from './pool.js';
 import { hypertableInfo, needsRowExactInsert, schemaStep, timescaledbVersion, versionNeedsGuard, type TargetInfo } from './target.js';
 import { addColumns, createTable, quoteName, readColumns, type TableName } from './wide-ddl.js';
 import { checkPlan, planBatch, wideInsertSql, wideRows, type TableColumns, type TablePlan } from './wide-rows.js';
@@ -63,9 +63,10 @@ export class WideOutput implements Output {
     return { schema: this.config.schema, name: this.config.table_template.split('{measurement}').join(measurement) };
   }
 
-  async write(batch: OutputBatch): Promise<WriteResult> {
+  async write(batch: OutputBatch, signal?: AbortSignal): Promise<WriteResult> {
     const pool = this.pool;
     if (!pool || this.version === undefined) throw new OutputError('not connected', 'retry');
+    if (signal?.aborted) throw new OutputError('write aborted', 'retry');
     const plans = planBatch(batch, (m) => this.tableName(m).name);
     const rejected = new Map<number, string>();
     const ready: [TablePlan, KnownTable][] = [];
@@ -81,14 +82,14 @@ export class WideOutput implements Output {
       });
     }
     let bytes = 0;
-    for (const [plan, known] of ready) bytes += await this.insert(pool, plan, known);
+    for (const [plan, known] of ready) bytes += await this.insert(pool, plan, known, signal);
     return { rejectedPoints: 0, bytes };
   }
 
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    if (pool) await pool.end();
+    if (pool) await endPool(pool);
   }
 
   counters(): Record<string, number> {
@@ -167,26 +168,24 @@ export class WideOutput implements Output {
     }
   }
 
-  private async insert(pool: pg.Pool, plan: TablePlan, known: KnownTable): Promise<number> {
+  private async insert(pool: pg.Pool, plan: TablePlan, known: KnownTable, signal: AbortSignal | undefined): Promise<number> {
     const rows = wideRows(plan, known.columns, new Map());
     if (rows.rows === 0) return 0;
     if (rows.bytes > MAX_STATEMENT_BYTES && rows.rows > 1) throw new OutputError(`statement of ${rows.bytes} bytes is above ${MAX_STATEMENT_BYTES}`, 'split');
     await this.recheckCompression(pool, plan, known);
     const rowExact = needsRowExactInsert(known.target);
     const t = quoteName(this.tableName(plan.measurement));
-    try {
-      const res = await pool.query({
-        text: wideInsertSql(t, rows, rowExact),
-        values: rowExact ? [...rows.params, ...timeBounds(rows.minTimeUs, rows.maxTimeUs)] : rows.params,
-      });
-      const inserted = res.rowCount ?? 0;
-      this.counts.rows_inserted += inserted;
-      this.counts.rows_already_present += rows.rows - inserted;
-      if (rowExact) this.counts.row_exact_statements++;
-      return rows.bytes;
-    } catch (err) {
-      throw this.classify(err, plan.table);
-    }
+    const res = await abortableQuery(
+      pool,
+      { text: wideInsertSql(t, rows, rowExact), values: rowExact ? [...rows.params, ...timeBounds(rows.minTimeUs, rows.maxTimeUs)] : rows.params },
+      signal,
+      (err) => this.classify(err, plan.table),
+    );
+    const inserted = res.rowCount ?? 0;
+    this.counts.rows_inserted += inserted;
+    this.counts.rows_already_present += rows.rows - inserted;
+    if (rowExact) this.counts.row_exact_statements++;
+    return rows.bytes;
   }
 
   /** On a release that needs the guard, looks at compression again now and then: it may be enabled at any time. */
