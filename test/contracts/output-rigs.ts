@@ -167,7 +167,7 @@ function timescaledbRig(): OutputRig {
   let n = 0;
   let deadPort = 0;
   const url = (db: string, user = 'postgres') => `postgres://${user}@127.0.0.1:${server!.port}/${db}`;
-  const ts = (u: string, table = 'contract_data') => outputConfig('timescaledb', [`url: ${u}`, `table: ${table}`, TIMEOUT]);
+  const ts = (u: string, table = 'contract_data') => outputConfig('timescaledb', [`url: ${u}`, `table: ${table}`, 'layout: narrow', TIMEOUT]);
   return {
     name: 'timescaledb against PostgreSQL 15',
     driver: driver('timescaledb'),
