@@ -32,9 +32,6 @@ export async function runImport(settings: StoreSettings, input: Readable, precis
     const result = writer.finish();
     // Closed windows of the imported data are rolled up before returning, so queries answer from them.
     ring.rollUp();
-    // Rollup chunks are written small (one per pass and, at the cap, per eviction): merge them as the
-    // agent's compaction would, so an import into a full store leaves no room to tiny chunks.
-    ring.compact();
     progress?.done();
     if (rejected > MAX_LISTED_REJECTS) process.stderr.write(`… ${rejected - MAX_LISTED_REJECTS} more rejected lines not listed\n`);
     if (result.dropped > 0) process.stderr.write(`store full (when_full: drop_newest): ${result.dropped} points not stored\n`);

@@ -7,7 +7,8 @@
 // writer starts the WAL over, so the WAL peaks near `checkpointPages` plus the largest transaction.
 // A third of the reservation is the threshold and two thirds are left for that last transaction:
 // an import transaction of this store (a 4096-row chunk, the chunks it evicts, their rollups and
-// the index pages they touch) writes 13 to 23 pages.
+// the index pages they touch) writes 13 to 23 pages. A compaction merge writes every byte it merges,
+// so under a small cap merges are bounded too (chunks of a tier then stop growing at that size).
 //
 // Some pages are taken before eviction can free any: eviction rolls a chunk's windows up before it
 // deletes the chunk, and each of the chunk table's five B-trees may split a page for those rows;
@@ -23,6 +24,8 @@ const WAL_MIN_BYTES = 96 * 1024;
 const WAL_MAX_BYTES = 8 * 1024 * 1024;
 const WAL_FRAME_HEADER_BYTES = 24;
 const HEADROOM_SHARE = 64;
+/** Below this WAL budget, compaction starts on an empty WAL and merges at most half the budget. */
+export const SMALL_WAL_BYTES = 1024 * 1024;
 const HEADROOM_MIN_PAGES = 8;
 
 export interface CapacityPlan {
@@ -32,6 +35,8 @@ export interface CapacityPlan {
   checkpointPages: number;
   /** The shared-memory index at the WAL's largest. */
   shmBytes: number;
+  /** The most a compaction merge may rewrite in one transaction: half the WAL budget under 1 MiB. */
+  maxMergeBytes: number;
   /** What the database file's pages may take: the cap less the WAL, the index and the headroom. */
   dataBudgetBytes: number;
 }
@@ -43,5 +48,6 @@ export function planCapacity(maxBytes: number, pageSize: number): CapacityPlan {
   // The WAL may briefly pass its budget by one transaction: count the index for twice the frames.
   const shmBytes = SHM_BLOCK_BYTES * Math.ceil((2 * walBudgetBytes) / frameBytes / SHM_BLOCK_FRAMES);
   const headroomBytes = Math.max(HEADROOM_MIN_PAGES * pageSize, Math.floor(maxBytes / HEADROOM_SHARE));
-  return { walBudgetBytes, checkpointPages, shmBytes, dataBudgetBytes: maxBytes - walBudgetBytes - shmBytes - headroomBytes };
+  const maxMergeBytes = walBudgetBytes < SMALL_WAL_BYTES ? Math.floor(walBudgetBytes / 2) : Infinity;
+  return { walBudgetBytes, checkpointPages, shmBytes, maxMergeBytes, dataBudgetBytes: maxBytes - walBudgetBytes - shmBytes - headroomBytes };
 }

@@ -34,7 +34,7 @@ import { decodeChunk, encodeChunk } from './codec/index.js';
 import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
 import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
 import { aggregateRaw, aggregateRollup, statesToGroup, type WindowStates } from './rollup.js';
-import { planCapacity, type CapacityPlan } from './capacity.js';
+import { SMALL_WAL_BYTES, planCapacity, type CapacityPlan } from './capacity.js';
 import { makeRoom, type EvictionCandidate, type EvictionHost } from './eviction.js';
 import { SupersededWindows } from './supersede.js';
 import { mergeState } from '../core/aggregate.js';
@@ -654,13 +654,14 @@ export class SqliteRing {
   }
 
   private checkpointIfLarge(): void {
-    const wal = fileSize(this.file + '-wal');
-    if (wal > this.capacity.walBudgetBytes) {
-      try {
-        this.db.pragma('wal_checkpoint(TRUNCATE)');
-      } catch {
-        // A reader holding an old snapshot blocks truncation; the next commit tries again.
-      }
+    if (fileSize(this.file + '-wal') > this.capacity.walBudgetBytes) this.checkpointNow();
+  }
+
+  private checkpointNow(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // A reader holding an old snapshot blocks truncation; the next commit tries again.
     }
   }
 
@@ -678,6 +679,9 @@ export class SqliteRing {
     // taken from the queue first; one compacted meanwhile finds nothing to merge and costs one lookup.
     const candidates = !options.force && this.compactQueue.length > 0 ? this.compactQueue : this.compactCandidates(options.force ?? false, options.maxSeries ?? -1);
     if (candidates.length === 0) return 0;
+    // A merge rewrites whole chunks, a large transaction next to a small WAL budget: it starts on an
+    // empty WAL so that it alone is what the WAL holds (see capacity.ts).
+    if (this.capacity.walBudgetBytes < SMALL_WAL_BYTES && fileSize(this.file + '-wal') > 0) this.checkpointNow();
     const cursors = this.loadCursors();
     const leased = new Set<number>();
     for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
@@ -731,7 +735,10 @@ export class SqliteRing {
     }
     let did = false;
     for (const run of runs) {
-      for (const segment of mergePlan(run, force)) {
+      for (let segment of mergePlan(run, force)) {
+        // A merge's transaction writes every byte it merges: under a small cap the oldest chunks of an
+        // oversized merge are left out, so the WAL stays within its reservation (see capacity.ts).
+        while (segment.length >= 2 && segment.reduce((n, c) => n + c.data.length, 0) > this.capacity.maxMergeBytes) segment = segment.slice(1);
         if (segment.length < 2) continue;
         this.mergeChunks(cand, segment, cursors);
         did = true;

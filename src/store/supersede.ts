@@ -8,10 +8,16 @@
 // The earlier chunks keep their ids (ids are the order outputs deliver in, and delivery state is kept
 // per id): a chunk whose windows are all superseded is deleted, one with others left is rewritten
 // without the superseded ones. Nothing is lost: every removed window is in the chunk written now.
+// A chunk larger than a page keeps its stale windows (reads still let the later chunk win, and
+// compaction drops them when it merges): rewriting 4096 windows to drop one cost a 50-frame
+// transaction, which took a 512 KiB store's WAL past its reservation.
 import type Database from 'better-sqlite3';
 import type { RowGroup } from '../core/chunk.js';
 import { SeriesBuilder, groupValueCount, sliceGroup } from './builder.js';
 import { decodeChunk, encodeChunk } from './codec/index.js';
+
+/** Chunks up to this size are rewritten without their superseded windows. */
+const MAX_REWRITE_BYTES = 4096;
 
 export class SupersededWindows {
   private readonly overlapping: Database.Statement;
@@ -37,7 +43,7 @@ export class SupersededWindows {
     for (const chunk of older) {
       const group = decodeChunk(chunk.data);
       const kept = withoutRows(group, replaced);
-      if (kept === group) continue;
+      if (kept === group || (kept.timesUs.length > 0 && chunk.data.length > MAX_REWRITE_BYTES)) continue;
       this.remove.run(chunk.id);
       const rows = kept.timesUs.length;
       if (rows === 0) continue;
