@@ -81,3 +81,73 @@ export async function rollupBench() {
     query_1day_2m_from_raw_ms: rawDay,
   };
 }
+
+/**
+ * Rollups under pressure (issue 12): 20 days of one series at 1 Hz (noisy values, three decimals)
+ * imported day by day into a 512 KiB store, `when_full: rollup`, windows 1m and 1h. Reports the
+ * bytes on disk (at their peak while importing, and at the end) against the cap, what each tier holds
+ * and the time it covers, and what was dropped by reason.
+ */
+export async function rollupPressureBench() {
+  const { spawn } = await import('node:child_process');
+  const { statSync } = await import('node:fs');
+  mkdirSync(OUT, { recursive: true });
+  const dir = join(OUT, 'rollup-pressure');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const capBytes = 512 * 1024;
+  const config = join(dir, 'sluice.yaml');
+  writeFileSync(config, `version: 1\nagent:\n  data_dir: ${join(dir, 'store')}\nbuffer:\n  max_size: 512KiB\n  when_full: rollup\naggregate:\n  windows: [1m, 1h]\n`);
+  const db = join(dir, 'store', 'sluice.db');
+  const size = (f) => {
+    try {
+      return statSync(f).size;
+    } catch {
+      return 0;
+    }
+  };
+  let peakBytes = 0;
+  let peakFiles = {};
+  let importSeconds = 0;
+  const days = 20;
+  for (let day = 0; day < days; day++) {
+    const lines = [];
+    for (let s = 0; s < 86_400; s++) lines.push(`tank,sensor=a temp=${Math.round(Math.random() * 1e6) / 1e3} ${T0 / 1000 + day * 86_400 + s}`);
+    const file = join(dir, 'day.lp');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const started = process.hrtime.bigint();
+    // Polled while the import runs: the cap bounds the files at every moment, not only at the end.
+    const child = spawn(process.execPath, [CLI, 'import', '-c', config, '--precision', 's', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const poll = setInterval(() => {
+      const files = { db: size(db), wal: size(db + '-wal'), shm: size(db + '-shm') };
+      const bytes = files.db + files.wal + files.shm;
+      if (bytes > peakBytes) {
+        peakBytes = bytes;
+        peakFiles = { ...files, day };
+      }
+    }, 2);
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    clearInterval(poll);
+    if (code !== 0) throw new Error(`import of day ${day} exited ${code}`);
+    importSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+  }
+  const status = JSON.parse(measured(process.execPath, [CLI, 'status', '-c', config, '--json']).stdout);
+  const day0 = JSON.parse(
+    measured(process.execPath, [CLI, 'query', '-c', config, '--measurement', 'tank', '--every', '1h', '--fn', 'count', '--from', String(T0), '--to', String(T0 + DAY_MS), '--json']).stdout,
+  );
+  const tier = (name) => {
+    const t = status.tiers[name];
+    return t ? { rows: t.rows, chunks: t.chunks, from: new Date(t.oldest_ms).toISOString(), to: new Date(t.newest_ms).toISOString(), hours: (t.newest_ms - t.oldest_ms) / 3_600_000 } : null;
+  };
+  return {
+    cap_bytes: capBytes,
+    peak_store_bytes: peakBytes,
+    peak_files: peakFiles,
+    store_bytes: status.store_bytes,
+    used_bytes: status.used_bytes,
+    tiers: { raw: tier('raw'), '1m': tier('1m'), '1h': tier('1h') },
+    dropped: status.dropped,
+    day0_1h_windows: day0.length,
+    import_seconds: importSeconds,
+  };
+}

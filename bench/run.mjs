@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { storageBench } from './storage.mjs';
-import { rollupBench } from './rollup.mjs';
+import { rollupBench, rollupPressureBench } from './rollup.mjs';
 
 /** The optional sections: each returns rows (objects) printed as a table with one column per key. */
 const SECTIONS = [
@@ -60,6 +60,31 @@ if (want('rollup')) {
         ['1-day 1m query, one series (rollups)', fmt(r.query_1day_1m_ms) + ' ms', '≤ 20 ms'],
         ['30-day 1h query, one series (rollups)', fmt(r.query_30day_1h_ms) + ' ms', '≤ 50 ms'],
         ['1-day 2m query, one series (from raw)', fmt(r.query_1day_2m_from_raw_ms) + ' ms', ''],
+      ],
+      [
+        ['figure', (x) => x[0]],
+        ['measured', (x) => x[1]],
+        ['target', (x) => x[2]],
+      ],
+    ),
+  );
+}
+
+if (want('rollup-pressure')) {
+  const r = (results.rollup_pressure = await rollupPressureBench());
+  const kib = (n) => fmt(n / 1024, 0) + ' KiB';
+  const pct = (n) => fmt((100 * n) / r.cap_bytes, 1) + ' %';
+  console.log('\n## Rollups under pressure (20 days of one series at 1 Hz imported day by day; max_size 512KiB, when_full: rollup, windows 1m and 1h)\n');
+  console.log(
+    table(
+      [
+        ['bytes on disk, peak while importing', `${kib(r.peak_store_bytes)} (${pct(r.peak_store_bytes)})`, '≤ 100 %'],
+        ['bytes on disk at the end', `${kib(r.store_bytes)} (${pct(r.store_bytes)})`, ''],
+        ['bytes in pages in use at the end', `${kib(r.used_bytes)} (${pct(r.used_bytes)})`, ''],
+        ...['raw', '1m', '1h'].map((t) => [`${t} tier: rows, chunks, hours covered`, r.tiers[t] ? `${r.tiers[t].rows.toLocaleString('en')}, ${r.tiers[t].chunks}, ${fmt(r.tiers[t].hours, 1)} h (from ${r.tiers[t].from})` : 'empty', t === '1h' ? '479 h (all 20 days)' : '']),
+        ['dropped by reason (points or windows)', Object.entries(r.dropped).map(([k, v]) => `${k} ${v.toLocaleString('en')}`).join(', ') || 'nothing', ''],
+        ['day 0 at --every 1h: windows answered', String(r.day0_1h_windows), '24'],
+        ['20 imports', fmt(r.import_seconds) + ' s', ''],
       ],
       [
         ['figure', (x) => x[0]],

@@ -1,11 +1,14 @@
 // Rollups against brute force over the raw points: late and out-of-order data, window boundaries,
 // tiers built on tiers, eviction under `when_full: rollup`, retention and windows added later.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AGGREGATE_FUNCTIONS, addValue, emptyState, readFunction, type AggregateFunction, type WindowState } from '../src/core/aggregate.js';
 import type { Point } from '../src/core/point.js';
 import { queryAggregate, queryAggregateRaw, type AggregateRow } from '../src/query/query.js';
 import { BulkWriter } from '../src/store/bulk.js';
 import { SqliteRing, type RingOptions } from '../src/store/ring.js';
+import { sluice } from './helpers/cli.js';
 import { tmpDir } from './helpers/tmp.js';
 
 const MINUTE_MS = 60_000;
@@ -125,12 +128,12 @@ describe('rollups', () => {
   });
 
   it('under pressure keeps the cap, replaces the oldest raw data by rollups, and answers old windows exactly', () => {
-    const cap = 1024 * 1024;
+    const cap = 512 * 1024;
     const ring = SqliteRing.open(options(tmpDir(), { maxBytes: cap }));
     const writer = new BulkWriter(ring, 1024);
     const r = rng(3);
     const all: Point[] = [];
-    // 3 days of 1 s readings of noisy values: far more raw data than 1 MiB holds.
+    // 3 days of 1 s readings of noisy values: far more raw data than 512 KiB holds.
     for (let s = 0; s < 3 * 86_400; s += 1) {
       const batch: Point[] = [];
       batch.push({ measurement: 'tank', tags: { sensor: 'a' }, fields: { temp: Math.round(r() * 1e6) / 1e3 }, timeUs: (T0_MS + s * 1000) * 1000 });
@@ -149,6 +152,25 @@ describe('rollups', () => {
     const firstDay = { fromUs: T0_MS * 1000, toUs: (T0_MS + 86_400_000) * 1000 };
     expectRowsMatch(query(ring, HOUR_MS, firstDay), bruteForce(all, HOUR_MS, T0_MS, T0_MS + 86_400_000));
     expectRowsMatch(query(ring, MINUTE_MS, firstDay), bruteForce(all, MINUTE_MS, T0_MS, T0_MS + 86_400_000));
+    ring.close();
+  });
+
+  it('a window computed again replaces its earlier version on disk', async () => {
+    const ring = SqliteRing.open(options(tmpDir()));
+    const points = readings(150, 6).sort((x, y) => x.timeUs - y.timeUs);
+    // Rolled up to the newest point after every write, as eviction does: each pass cuts an open window.
+    for (let i = 0; i < points.length; i += 40) {
+      const batch = points.slice(i, i + 40);
+      await ring.write(batch);
+      ring.rollUp({ untilUs: batch[batch.length - 1].timeUs });
+    }
+    ring.rollUp({ nowUs: (T0_MS + 10 * HOUR_MS) * 1000 });
+    const windows = (ms: number) => new Set(points.map((p) => `${p.tags.sensor} ${Math.floor(p.timeUs / 1000 / ms)}`)).size;
+    const { tiers } = ring.status();
+    expect(tiers['1m'].rows).toBe(windows(MINUTE_MS));
+    expect(tiers['1h'].rows).toBe(windows(HOUR_MS));
+    expectRowsMatch(query(ring, MINUTE_MS), bruteForce(points, MINUTE_MS));
+    expectRowsMatch(query(ring, HOUR_MS), bruteForce(points, HOUR_MS));
     ring.close();
   });
 
@@ -180,4 +202,83 @@ describe('rollups', () => {
     expectRowsMatch(query(ring, 5 * MINUTE_MS), bruteForce(points, 5 * MINUTE_MS));
     ring.close();
   });
+});
+
+interface TierJson {
+  rows: number;
+  oldest_ms: number;
+  newest_ms: number;
+}
+interface StatusJson {
+  store_bytes: number;
+  used_bytes: number;
+  capacity_bytes: number;
+  dropped: Record<string, number>;
+  tiers: Record<string, TierJson>;
+}
+
+describe('when_full: rollup at the cap', () => {
+  // The case of issue 12: 20 days of one series at 1 Hz imported day by day (the CLI, a config file)
+  // into a 512 KiB store with 1m and 1h windows. The whole 1h tier is a few kilobytes.
+  it('keeps the coarse tiers: 1h covers every day exactly, 1m far more than raw, the cap used and never passed', () => {
+    const dir = tmpDir();
+    const cap = 512 * 1024;
+    const config = join(dir, 'sluice.yaml');
+    writeFileSync(
+      config,
+      [`version: 1`, `agent:`, `  data_dir: ${join(dir, 'store')}`, `buffer:`, `  max_size: 512KiB`, `  when_full: rollup`, `inputs: {}`, `aggregate:`, `  windows: [1m, 1h]`, `outputs: {}`, ''].join('\n'),
+    );
+    const status = (): StatusJson => {
+      const r = sluice(['status', '-c', config, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as StatusJson;
+    };
+    const r = rng(12);
+    const DAYS = 20;
+    const values: number[][] = [];
+    for (let day = 0; day < DAYS; day++) {
+      const lines: string[] = [];
+      const v: number[] = [];
+      for (let s = 0; s < 86_400; s++) {
+        v.push(Math.round(r() * 1e6) / 1e3);
+        lines.push(`tank,sensor=a temp=${v[s]} ${T0_MS / 1000 + day * 86_400 + s}`);
+      }
+      values.push(v);
+      const file = join(dir, `day${day}.lp`);
+      writeFileSync(file, lines.join('\n') + '\n');
+      const imported = sluice(['import', '-c', config, '--precision', 's', file]);
+      expect(imported.status, imported.stderr).toBe(0);
+      expect(JSON.parse(imported.stdout)).toMatchObject({ points: 86_400, dropped: 0 });
+      const st = status();
+      expect(st.store_bytes, `day ${day}`).toBeLessThanOrEqual(cap);
+      // Below the cap nothing goes: once anything has gone, the store has used the cap.
+      if (Object.keys(st.dropped).length > 0) expect(st.store_bytes, `day ${day}: ${JSON.stringify(st.dropped)}`).toBeGreaterThan(0.7 * cap);
+    }
+    const st = status();
+    expect(Object.keys(st.dropped).sort()).toEqual(['dropped_rollups', 'rolled_up']);
+    const span = (t: TierJson) => t.newest_ms - t.oldest_ms;
+    const { raw, '1m': minutes, '1h': hours } = st.tiers;
+    expect(hours.rows).toBe(DAYS * 24);
+    expect(hours.oldest_ms).toBe(T0_MS);
+    expect(hours.newest_ms).toBe(T0_MS + DAYS * 86_400_000 - HOUR_MS);
+    expect(span(minutes)).toBeGreaterThan(2 * 86_400_000);
+    expect(span(minutes)).toBeGreaterThan(10 * span(raw));
+    expect(raw.newest_ms).toBe(T0_MS + DAYS * 86_400_000 - 1000);
+
+    // Day 0 (raw and 1m long gone) at --every 1h: the windows of the raw values, computed here.
+    const q = sluice(['query', '-c', config, '--measurement', 'tank', '--every', '1h', '--fn', 'mean,min,max,count,first,last', '--from', String(T0_MS), '--to', String(T0_MS + 86_400_000), '--json']);
+    expect(q.status, q.stderr).toBe(0);
+    const rows = JSON.parse(q.stdout) as { time_ms: number; field: string; mean: number; min: number; max: number; count: number; first: number; last: number }[];
+    expect(rows.map((w) => w.time_ms)).toEqual(Array.from({ length: 24 }, (_, h) => T0_MS + h * HOUR_MS));
+    for (const [h, w] of rows.entries()) {
+      const hour = values[0].slice(h * 3600, (h + 1) * 3600);
+      expect(w.field).toBe('temp');
+      expect(w.count).toBe(3600);
+      expect(w.min).toBe(Math.min(...hour));
+      expect(w.max).toBe(Math.max(...hour));
+      expect(w.first).toBe(hour[0]);
+      expect(w.last).toBe(hour[3599]);
+      expect(w.mean).toBeCloseTo(hour.reduce((a, b) => a + b, 0) / 3600, 9);
+    }
+  }, 600_000);
 });

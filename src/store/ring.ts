@@ -34,6 +34,9 @@ import { decodeChunk, encodeChunk } from './codec/index.js';
 import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
 import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
 import { aggregateRaw, aggregateRollup, statesToGroup, type WindowStates } from './rollup.js';
+import { SMALL_WAL_BYTES, planCapacity, type CapacityPlan } from './capacity.js';
+import { makeRoom, type EvictionCandidate, type EvictionHost } from './eviction.js';
+import { SupersededWindows } from './supersede.js';
 import { mergeState } from '../core/aggregate.js';
 
 export type WhenFull = 'rollup' | 'drop_oldest' | 'drop_newest';
@@ -144,14 +147,7 @@ interface PendingWaiter {
 }
 
 /** A chunk's row without its data: what eviction and retention decide on and count. */
-interface ChunkMeta {
-  id: number;
-  series_id: number;
-  max_us: number;
-  rows: number;
-  vals: number;
-  tier: number;
-}
+type ChunkMeta = EvictionCandidate;
 
 interface ChunkInsert {
   group: RowGroup;
@@ -278,6 +274,8 @@ export class SqliteRing {
   /** Whether tier_totals is kept by this store's triggers (see countTotals). */
   private totalsKept = false;
   private readonly stmt: ReturnType<SqliteRing['prepareStatements']>;
+  private readonly capacity: CapacityPlan;
+  private readonly superseded: SupersededWindows | undefined;
 
   private constructor(db: Database.Database, file: string, options: RingOptions) {
     this.db = db;
@@ -296,7 +294,9 @@ export class SqliteRing {
       onWarning: options.onWarning,
     };
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    this.capacity = planCapacity(options.maxBytes, this.pageSize);
     this.stmt = this.prepareStatements();
+    this.superseded = this.readonly ? undefined : new SupersededWindows(db, (rows) => (rows >= this.opts.maxChunkRows ? LEVEL_SEALED : LEVEL_OPEN));
   }
 
   /** Opens (creating when writable and absent) the store in `dataDir`. Throws StoreOpenError with advice. */
@@ -381,8 +381,9 @@ export class SqliteRing {
       insertChunk: ro
         ? undefined
         : db.prepare('INSERT INTO chunks(series_id, min_us, max_us, rows, vals, level, data, tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-      oldestChunks: db.prepare('SELECT id, series_id, min_us, max_us, rows, vals, tier FROM chunks WHERE tier = ? ORDER BY max_us, id LIMIT ?'),
-      oldestAny: db.prepare('SELECT id, series_id, min_us, max_us, rows, vals, tier FROM chunks ORDER BY max_us, id LIMIT ?'),
+      // length() of a blob reads its header, not its overflow pages.
+      oldestChunks: db.prepare('SELECT id, series_id, max_us, rows, vals, tier, length(data) AS bytes FROM chunks WHERE tier = ? ORDER BY max_us, id LIMIT ?'),
+      oldestAny: db.prepare('SELECT id, series_id, max_us, rows, vals, tier, length(data) AS bytes FROM chunks ORDER BY max_us, id LIMIT ?'),
       markDirty: ro ? undefined : db.prepare('INSERT OR IGNORE INTO rollup_dirty(tier, series_id, from_us, to_us) VALUES (?, ?, ?, ?)'),
       deleteChunk: ro ? undefined : db.prepare('DELETE FROM chunks WHERE id = ?'),
       addDrop: ro
@@ -599,63 +600,37 @@ export class SqliteRing {
 
   // ------------------------------------------------------------- capacity
 
-  /** Bytes the WAL may take: checkpoints keep it there, so the cap reserves it. */
-  private walBudgetBytes(): number {
-    return Math.min(8 * 1024 * 1024, Math.max(256 * 1024, Math.floor(this.opts.maxBytes / 16)));
-  }
-
   private applyWalBudget(): void {
-    const pages = Math.max(16, Math.floor(this.walBudgetBytes() / this.pageSize / 2));
-    this.db.pragma(`wal_autocheckpoint = ${pages}`);
-    this.db.pragma(`journal_size_limit = ${this.walBudgetBytes()}`);
+    this.db.pragma(`wal_autocheckpoint = ${this.capacity.checkpointPages}`);
+    this.db.pragma(`journal_size_limit = ${this.capacity.walBudgetBytes}`);
   }
 
-  /** Bytes the database file may hold: the cap less the WAL's and the shared-memory file's share. */
+  /** Bytes the database file may hold (see capacity.ts). */
   private dataBudgetBytes(): number {
-    return this.opts.maxBytes - this.walBudgetBytes() - 64 * 1024;
+    return this.capacity.dataBudgetBytes;
   }
 
   private usedBytes(): number {
     return ((this.stmt.pageCount.get() as number) - (this.stmt.freelistCount.get() as number)) * this.pageSize;
   }
 
-  /**
-   * Inside a write transaction: ensure `incomingBytes` fit under the cap, evicting the oldest chunks
-   * when the policy allows. Returns false when the policy is to refuse new data.
-   */
+  /** Inside a write transaction: room for `incomingBytes` as `when_full` says (see eviction.ts). */
   private makeRoom(incomingBytes: number): boolean {
-    const budget = this.dataBudgetBytes();
-    // B-tree pages are rarely full; a factor keeps the estimate on the safe side of the cap.
-    const needed = Math.ceil(incomingBytes * 1.25) + 2 * this.pageSize;
-    if (this.usedBytes() + needed <= budget) return true;
-    if (this.opts.whenFull === 'drop_newest') return false;
-    const tiers = this.opts.rollupWindowsMs;
-    const rollup = this.opts.whenFull === 'rollup' && tiers.length > 0;
-    // Free a little more than needed so eviction runs in batches, not on every commit.
-    const target = budget - needed - Math.floor(budget / 50);
-    // drop_oldest: the oldest chunks of any tier. rollup: raw data first, each chunk only once its
-    // windows are rolled up; then rollups, the finest tier first.
-    const order: (number | null)[] = rollup ? [0, ...tiers] : [null];
-    for (const tier of order) {
-      while (this.usedBytes() > target) {
-        const victims = (tier === null ? this.stmt.oldestAny.all(64) : this.stmt.oldestChunks.all(tier, 64)) as ChunkMeta[];
-        if (victims.length === 0) break;
-        const byReason = new Map<DropReason, { points: number; values: number }>();
-        for (const v of victims) {
-          const reason: DropReason = !rollup ? 'dropped_oldest' : v.tier === 0 ? 'rolled_up' : 'dropped_rollups';
-          if (rollup) this.rollUpBeforeEvicting(v);
-          this.countUnsent(v);
-          this.stmt.deleteChunk!.run(v.id);
-          const counts = byReason.get(reason) ?? { points: 0, values: 0 };
-          counts.points += v.rows;
-          counts.values += v.vals;
-          byReason.set(reason, counts);
-          if (this.usedBytes() <= target) break;
-        }
-        for (const [reason, c] of byReason) this.stmt.addDrop!.run(reason, c.points, c.values);
-      }
-    }
-    return this.usedBytes() + needed <= budget || this.usedBytes() === 0;
+    const host: EvictionHost = {
+      whenFull: this.opts.whenFull,
+      rollupWindowsMs: this.opts.rollupWindowsMs,
+      pageSize: this.pageSize,
+      dataBudgetBytes: () => this.dataBudgetBytes(),
+      usedBytes: () => this.usedBytes(),
+      oldestChunks: (tier, limit) => (tier === null ? this.stmt.oldestAny.all(limit) : this.stmt.oldestChunks.all(tier, limit)) as ChunkMeta[],
+      rollUpBefore: (seriesId, untilUs, rawGoes) => this.rollUpBeforeEvicting(seriesId, untilUs, rawGoes),
+      remove: (victim) => {
+        this.countUnsent(victim);
+        this.stmt.deleteChunk!.run(victim.id);
+      },
+      addDrop: (reason, points, values) => this.stmt.addDrop!.run(reason, points, values),
+    };
+    return makeRoom(host, incomingBytes);
   }
 
   /** An output that had not received a chunk about to go is told so in its status (by reason of loss). */
@@ -666,23 +641,27 @@ export class SqliteRing {
     }
   }
 
-  /** Under `rollup`: make sure every window a chunk about to go touches is rolled up in the tiers above it. */
-  private rollUpBeforeEvicting(victim: { series_id: number; max_us: number; tier: number }): void {
-    this.rollUp({ seriesId: victim.series_id, untilUs: victim.max_us });
-    if (victim.tier !== 0) return;
+  /**
+   * Before chunks up to `untilUs` go: every window they touch is rolled up in the tiers above them;
+   * `rawGoes`: raw data up to there is replaced by the rollups from now on.
+   */
+  private rollUpBeforeEvicting(seriesId: number, untilUs: number, rawGoes: boolean): void {
+    this.rollUp({ seriesId, untilUs });
+    if (!rawGoes) return;
     const windowUs = this.opts.rollupWindowsMs[0] * 1000;
-    const until = (Math.floor(victim.max_us / windowUs) + 1) * windowUs;
-    this.sql('UPDATE series SET rolled_up_until_us = max(coalesce(rolled_up_until_us, ?), ?) WHERE id = ?').run(until, until, victim.series_id);
+    const until = (Math.floor(untilUs / windowUs) + 1) * windowUs;
+    this.sql('UPDATE series SET rolled_up_until_us = max(coalesce(rolled_up_until_us, ?), ?) WHERE id = ?').run(until, until, seriesId);
   }
 
   private checkpointIfLarge(): void {
-    const wal = fileSize(this.file + '-wal');
-    if (wal > this.walBudgetBytes()) {
-      try {
-        this.db.pragma('wal_checkpoint(TRUNCATE)');
-      } catch {
-        // A reader holding an old snapshot blocks truncation; the next commit tries again.
-      }
+    if (fileSize(this.file + '-wal') > this.capacity.walBudgetBytes) this.checkpointNow();
+  }
+
+  private checkpointNow(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // A reader holding an old snapshot blocks truncation; the next commit tries again.
     }
   }
 
@@ -700,6 +679,9 @@ export class SqliteRing {
     // taken from the queue first; one compacted meanwhile finds nothing to merge and costs one lookup.
     const candidates = !options.force && this.compactQueue.length > 0 ? this.compactQueue : this.compactCandidates(options.force ?? false, options.maxSeries ?? -1);
     if (candidates.length === 0) return 0;
+    // A merge rewrites whole chunks, a large transaction next to a small WAL budget: it starts on an
+    // empty WAL so that it alone is what the WAL holds (see capacity.ts).
+    if (this.capacity.walBudgetBytes < SMALL_WAL_BYTES && fileSize(this.file + '-wal') > 0) this.checkpointNow();
     const cursors = this.loadCursors();
     const leased = new Set<number>();
     for (const ids of this.leased.values()) for (const id of ids) leased.add(id);
@@ -753,7 +735,10 @@ export class SqliteRing {
     }
     let did = false;
     for (const run of runs) {
-      for (const segment of mergePlan(run, force)) {
+      for (let segment of mergePlan(run, force)) {
+        // A merge's transaction writes every byte it merges: under a small cap the oldest chunks of an
+        // oversized merge are left out, so the WAL stays within its reservation (see capacity.ts).
+        while (segment.length >= 2 && segment.reduce((n, c) => n + c.data.length, 0) > this.capacity.maxMergeBytes) segment = segment.slice(1);
         if (segment.length < 2) continue;
         this.mergeChunks(cand, segment, cursors);
         did = true;
@@ -945,6 +930,7 @@ export class SqliteRing {
     }
     if (states.size === 0) return 0;
     const group = statesToGroup(states);
+    this.superseded!.removeFrom(seriesId, tier, group);
     this.stmt.insertChunk!.run(seriesId, group.timesUs[0], group.timesUs[group.timesUs.length - 1], group.timesUs.length, groupValueCount(group), 0, encodeChunk(group), tier);
     return group.timesUs.length;
   }
@@ -976,6 +962,7 @@ export class SqliteRing {
       }
     }
     const merged = statesToGroup(states);
+    this.superseded!.removeFrom(seriesId, tier, merged);
     this.stmt.insertChunk!.run(seriesId, merged.timesUs[0], merged.timesUs[merged.timesUs.length - 1], merged.timesUs.length, groupValueCount(merged), 0, encodeChunk(merged), tier);
   }
 
@@ -1222,11 +1209,11 @@ export class SqliteRing {
     if (this.readonly) return 0;
     let removed = 0;
     this.db.transaction(() => {
-      const victims = this.sql('SELECT id, series_id, max_us, rows, vals, tier FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as ChunkMeta[];
+      const victims = this.sql('SELECT id, series_id, max_us, rows, vals, tier, length(data) AS bytes FROM chunks WHERE tier = ? AND max_us < ? ORDER BY max_us').all(tier, beforeUs) as ChunkMeta[];
       let points = 0;
       let values = 0;
       for (const v of victims) {
-        if (this.opts.rollupWindowsMs.length > 0) this.rollUpBeforeEvicting(v);
+        if (this.opts.rollupWindowsMs.length > 0) this.rollUpBeforeEvicting(v.series_id, v.max_us, v.tier === 0);
         this.countUnsent(v);
         this.stmt.deleteChunk!.run(v.id);
         points += v.rows;
