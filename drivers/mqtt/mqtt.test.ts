@@ -131,7 +131,7 @@ async function startInput(
   const ringOptions: RingOptions = { dataDir, maxBytes: 64 << 20, whenFull: 'drop_oldest', commitIntervalMs: 50, ...options.ring };
   let ring = SqliteRing.open(ringOptions);
   const log = new TestLog();
-  const sink: Sink = { write: (points: Point[]) => ring.write(points), commitNow: () => ring.commit() };
+  const sink: Sink = { write: (points, marks) => ring.write(points, marks), commitNow: () => ring.commit(), readMarks: (scope) => ring.readMarks(scope) };
   const input = new MqttInput(inputConfig(id, b.url, yaml), { id, log, sink, agentId: 'gw', dataDir }, options.tuning);
   const clientId = `sluice-gw-${id}`;
   const before = b.countLog(subscribed(clientId));
