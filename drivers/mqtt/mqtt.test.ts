@@ -9,7 +9,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatConfigErrors, loadConfig, type MqttInputConfig } from '../../src/config/index.js';
 import type { Logger, Sink } from '../../src/core/component.js';
 import { parseSeriesKey } from '../../src/core/line-protocol.js';
-import type { Point } from '../../src/core/point.js';
 import { SqliteRing, type RingOptions } from '../../src/store/ring.js';
 import { sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
 import { freePort, startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
