@@ -3,7 +3,7 @@
 // points committed into the ring per second, from the first publish to the moment the last point is
 // committed (so a backlog left in the broker counts against it); every published point must arrive.
 // Acknowledgements go out only after commit, as always.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { freePort, memoryMb } from './proc.mjs';
@@ -186,7 +186,139 @@ export async function mqttBench() {
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// ------------------------------------------------------------------------------ SIGKILL loop
+//
+// The agent (built CLI) with four inputs (MQTT 3.1.1 and 5, QoS 1 and 2) killed with SIGKILL
+// SLUICE_BENCH_KILLS times (100) and restarted, while one publisher per input sends numbered JSON
+// messages without a time (SLUICE_BENCH_CRASH_MESSAGES, 20,000 each), released evenly over the kill
+// cycles. Afterwards `sluice export` says how many rows each message number has: 0 is lost, 2+ stored
+// twice. The figure is "duplicates / lost over N SIGKILLs" per input.
+const KILLS = Number(process.env.SLUICE_BENCH_KILLS ?? 100);
+const CRASH_MESSAGES = Number(process.env.SLUICE_BENCH_CRASH_MESSAGES ?? 20_000);
+
+/** Publishes numbered messages while `quota()` allows, at most `perS` a second; resolves when `count` are acknowledged. */
+function publishNumbered(client, topic, qos, count, quota, perS) {
+  return (async () => {
+    const inflight = new Set();
+    for (let n = 0; n < count; n++) {
+      while (n >= quota()) await sleep(20);
+      const p = client.publishAsync(topic, JSON.stringify({ n }), { qos }).finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= 50) await Promise.race(inflight);
+      if (n % Math.max(1, Math.round(perS / 50)) === 0) await sleep(20);
+    }
+    await Promise.all(inflight);
+  })();
+}
+
+function startAgent(config, dataDir) {
+  const child = spawn(process.execPath, [CLI, 'run', '-c', config, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_LOG_LEVEL: 'info' } });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d.toString()));
+  child.stderr.on('data', (d) => (out += d.toString()));
+  const exited = new Promise((r) => child.once('exit', r));
+  return { child, exited, output: () => out };
+}
+
+function rowsPerNumber(dataDir, measurement) {
+  const out = spawnSync(process.execPath, [CLI, 'export', '--data-dir', dataDir, '--measurement', measurement], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (out.status !== 0) throw new Error(`sluice export failed: ${out.stderr}`);
+  const counts = new Map();
+  for (const line of out.stdout.split('\n')) {
+    const m = / n=(\d+)(?:,| )/.exec(line);
+    if (m) counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Rows for bench/run.mjs: one per protocol and QoS. */
+export async function mqttCrashBench() {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-mqtt-crash-'));
+  const broker = await startBroker(dir);
+  const dataDir = join(dir, 'data');
+  const config = join(dir, 'sluice.yaml');
+  const cases = [
+    { protocolVersion: 4, qos: 1 },
+    { protocolVersion: 4, qos: 2 },
+    { protocolVersion: 5, qos: 1 },
+    { protocolVersion: 5, qos: 2 },
+  ].map((c) => ({ ...c, id: `c${c.protocolVersion}${c.qos}` }));
+  writeFileSync(
+    config,
+    [
+      'version: 1',
+      'agent: { id: bench-crash }',
+      'buffer: { max_size: 256MiB, when_full: drop_oldest }',
+      'inputs:',
+      ...cases.flatMap((c) => [`  ${c.id}:`, '    type: mqtt', `    url: ${broker.url}`, `    topics: ["crash/${c.id}"]`, '    format: json', `    qos: ${c.qos}`, `    protocol_version: ${c.protocolVersion}`, `    measurement: ${c.id}`]),
+      '',
+    ].join('\n'),
+  );
+  const clients = [];
+  let agent;
+  const startMs = Date.now();
+  try {
+    agent = startAgent(config, dataDir);
+    await waitUntil(() => cases.every((c) => new RegExp(`sluice-bench-crash-${c.id} \\d crash/${c.id}`).test(broker.log())), 30_000, 'the subscriptions');
+    let cycle = 0;
+    const quota = () => Math.ceil((CRASH_MESSAGES * (cycle + 1)) / (KILLS + 1));
+    const published = [];
+    for (const c of cases) {
+      const client = await mqtt.connectAsync(broker.url, { clientId: `bench-crash-pub-${c.id}`, protocolVersion: c.protocolVersion, reconnectPeriod: 0 });
+      clients.push(client);
+      published.push(publishNumbered(client, `crash/${c.id}`, c.qos, CRASH_MESSAGES, quota, 400));
+    }
+    for (; cycle < KILLS; cycle++) {
+      if (cycle > 0) agent = startAgent(config, dataDir);
+      await waitUntil(() => agent.output().split('"msg":"connected to the MQTT broker"').length - 1 >= cases.length, 30_000, `the agent's connections (cycle ${cycle})`);
+      await sleep(200 + Math.random() * 600);
+      agent.child.kill('SIGKILL');
+      await agent.exited;
+    }
+    agent = startAgent(config, dataDir);
+    await Promise.all(published);
+    // Every number stored at least once (copies do not count), checked every few seconds.
+    const deadline = Date.now() + 300_000;
+    while (!cases.every((c) => rowsPerNumber(dataDir, c.id).size >= CRASH_MESSAGES)) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for every message in the store');
+      await sleep(3000);
+    }
+    agent.child.kill('SIGTERM');
+    await agent.exited;
+    const seconds = (Date.now() - startMs) / 1000;
+    return cases.map((c) => {
+      const counts = rowsPerNumber(dataDir, c.id);
+      let lost = 0;
+      let duplicates = 0;
+      for (let n = 0; n < CRASH_MESSAGES; n++) {
+        const k = counts.get(n) ?? 0;
+        if (k === 0) lost++;
+        else duplicates += k - 1;
+      }
+      return {
+        case: `MQTT ${c.protocolVersion === 5 ? '5' : '3.1.1'} QoS ${c.qos}`,
+        messages: CRASH_MESSAGES,
+        sigkills: KILLS,
+        rows: [...counts.values()].reduce((a, b) => a + b, 0),
+        [`duplicates / lost over ${KILLS} SIGKILLs`]: `${duplicates} / ${lost}`,
+        target: '0 / 0',
+        run_seconds: seconds,
+      };
+    });
+  } finally {
+    for (const c of clients) await c.endAsync(true).catch(() => {});
+    if (agent && agent.child.exitCode === null && agent.child.signalCode === null) {
+      agent.child.kill('SIGKILL');
+      await agent.exited;
+    }
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` && process.argv[2] === 'crash') {
+  console.table(await mqttCrashBench());
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await mqttBench();
   console.table(rows.map((r) => ({ ...r, points_per_s: Math.round(r.points_per_s), messages_per_s: Math.round(r.messages_per_s) })));
 }

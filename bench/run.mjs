@@ -8,6 +8,7 @@ import { rollupBench, rollupPressureBench } from './rollup.mjs';
 /** The optional sections: each returns rows (objects) printed as a table with one column per key. */
 const SECTIONS = [
   ['mqtt', 'MQTT ingest from a real mosquitto (QoS 1, acknowledged after commit)', './mqtt.mjs', 'mqttBench'],
+  ['mqtt-crash', 'MQTT: the agent killed with SIGKILL while messages flow (duplicates / lost; 4 inputs, one agent)', './mqtt.mjs', 'mqttCrashBench'],
   ['modbus', 'Modbus TCP polling against pymodbus', './modbus.mjs', 'modbusBench'],
   ['outputs', 'Drain to real InfluxDB 1.6.7 and PostgreSQL 15; memory with a backlog', './outputs.mjs', 'outputsBench'],
   ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],

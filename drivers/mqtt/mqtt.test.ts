@@ -10,7 +10,6 @@ import { formatConfigErrors, loadConfig } from '../../src/config/index.js';
 import type { MqttInputConfig } from '../../drivers/mqtt/schema.js';
 import type { Logger, Sink } from '../../src/core/component.js';
 import { parseSeriesKey } from '../../src/core/line-protocol.js';
-import type { Point } from '../../src/core/point.js';
 import { SqliteRing, type RingOptions } from '../../src/store/ring.js';
 import { sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
 import { freePort, startMosquitto, type Mosquitto } from '../../test/helpers/mosquitto.js';
@@ -132,7 +131,7 @@ async function startInput(
   const ringOptions: RingOptions = { dataDir, maxBytes: 64 << 20, whenFull: 'drop_oldest', commitIntervalMs: 50, ...options.ring };
   let ring = SqliteRing.open(ringOptions);
   const log = new TestLog();
-  const sink: Sink = { write: (points: Point[]) => ring.write(points), commitNow: () => ring.commit() };
+  const sink: Sink = { write: (points, marks) => ring.write(points, marks), commitNow: () => ring.commit(), readMarks: (scope) => ring.readMarks(scope) };
   const input = new MqttInput(inputConfig(id, b.url, yaml), { id, log, sink, agentId: 'gw', dataDir }, options.tuning);
   const clientId = `sluice-gw-${id}`;
   const before = b.countLog(subscribed(clientId));

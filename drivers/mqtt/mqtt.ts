@@ -20,14 +20,21 @@
 // and the input stops taking new ones. After a backoff (5 s, doubling to 5 min) it disconnects and
 // reconnects: the broker re-sends the unacknowledged messages (MQTT re-sends only on a new connection)
 // and keeps the rest queued; the first batch that commits resumes normal work.
+//
+// Copies. A message committed whose acknowledgement the broker never read (a crash, a lost connection)
+// comes again with the DUP flag; redelivery.ts records each message's packet id with its points and
+// recognises the copy, which is acknowledged and not stored again. QoS 2 PUBCOMPs are held like the
+// acknowledgements, until the commit that forgets the record.
 import { ValueError } from '../../src/core/text-values.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type IClientOptions, type IConnackPacket, type ISubscriptionMap, type MqttClient, type Packet } from 'mqtt';
-import { sinkRefusal, type Input, type InputContext, type InputStats, type Logger } from '../../src/core/component.js';
+import { sinkRefusal, type CommitMark, type Input, type InputContext, type InputStats, type Logger } from '../../src/core/component.js';
 import type { Point } from '../../src/core/point.js';
 import { createDecoder, type MessageDecoder } from './payload.js';
+import { Backoff, RateLimitedWarning } from './pacing.js';
+import { messageHash, Redeliveries, type Recorded } from './redelivery.js';
 import type { MqttInputConfig } from './schema.js';
 
 /** Timings, overridable by tests. */
@@ -62,15 +69,22 @@ export const DEFAULT_TUNING: MqttTuning = {
 /** An acknowledgement held until the message's points are committed. */
 interface HeldAck {
   messageId: number;
-  /** The PUBACK/PUBREC mqtt.js wanted to send, once it asked. */
+  /** The PUBACK/PUBREC (or PUBCOMP) mqtt.js wanted to send, once it asked. */
   packet?: Packet;
   released: boolean;
+  /** The message's record, stored with its points. */
+  record?: Recorded;
+  /** A redelivered copy: the record of the stored message it repeats. */
+  copyOf?: Recorded;
 }
 
 interface Batch {
   points: Point[];
   acks: HeldAck[];
   messages: number;
+  records: Recorded[];
+  /** PUBCOMPs that wait for this batch's commit (it deletes their records). */
+  completions: HeldAck[];
 }
 
 /** What of a batch waits for its commit. */
@@ -78,71 +92,14 @@ interface Settled {
   acks: HeldAck[];
   points: number;
   messages: number;
+  records: Recorded[];
+  completions: HeldAck[];
+  marks: CommitMark[];
 }
+
+type Probe = NonNullable<ReturnType<Redeliveries['probe']>>;
 
 type SendPacket = (packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void;
-
-/** Exponential backoff with jitter: the retry-delay object of influxdb-client-js. */
-class Backoff {
-  private attempt = 0;
-  constructor(
-    private readonly minMs: number,
-    private readonly maxMs: number,
-  ) {}
-  next(): number {
-    const base = Math.min(this.maxMs, this.minMs * 2 ** this.attempt);
-    this.attempt = Math.min(this.attempt + 1, 30);
-    return Math.round(base * (0.8 + Math.random() * 0.4));
-  }
-  reset(): void {
-    this.attempt = 0;
-  }
-}
-
-/**
- * One warning line per interval at most: the first occurrence at once, later ones counted and summed
- * up when the interval ends, so a device spewing garbage costs one line a minute.
- */
-class RateLimitedWarning {
-  private lastMs = -Infinity;
-  private suppressed = 0;
-  private lastDetails: Record<string, unknown> = {};
-  private timer: NodeJS.Timeout | undefined;
-  constructor(
-    private readonly log: Logger,
-    private readonly message: string,
-    private readonly intervalMs: number,
-  ) {}
-
-  report(details: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.lastMs >= this.intervalMs) {
-      this.lastMs = now;
-      this.log.warn(details, this.message);
-      return;
-    }
-    this.suppressed++;
-    this.lastDetails = details;
-    if (!this.timer) {
-      this.timer = setTimeout(() => this.summarize(), this.lastMs + this.intervalMs - now);
-      this.timer.unref();
-    }
-  }
-
-  private summarize(): void {
-    this.timer = undefined;
-    if (this.suppressed === 0) return;
-    this.log.warn({ ...this.lastDetails, count: this.suppressed, interval_ms: this.intervalMs }, `${this.message} (${this.suppressed} more; the last one here)`);
-    this.suppressed = 0;
-    this.lastMs = Date.now();
-  }
-
-  close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.summarize();
-  }
-}
 
 export class MqttInput implements Input {
   private client: MqttClient | undefined;
@@ -159,8 +116,13 @@ export class MqttInput implements Input {
 
   /** Held acknowledgements of the current connection, by packet id. Cleared when it closes. */
   private acks = new Map<number, HeldAck>();
+  /** Held PUBCOMPs of the current connection, by packet id. */
+  private completions = new Map<number, HeldAck>();
   private unacked = 0;
-  private batch: Batch = { points: [], acks: [], messages: 0 };
+  private batch: Batch = emptyBatch();
+  private redeliveries: Redeliveries | undefined;
+  /** PINGREQs in flight, oldest first: ours carry a probe, mqtt.js's keepalive pings none. */
+  private pings: (Probe | null)[] = [];
   private flushHandle: NodeJS.Immediate | undefined;
   /** Settles batches in arrival order, so acknowledgements leave in the order messages came. */
   private ackTail: Promise<void> = Promise.resolve();
@@ -212,6 +174,7 @@ export class MqttInput implements Input {
       counters: {
         messages_received: 0,
         messages_redelivered: 0,
+        messages_duplicate: 0,
         messages_empty: 0,
         messages_malformed: 0,
         lines_rejected: 0,
@@ -222,6 +185,7 @@ export class MqttInput implements Input {
         connection_losses: 0,
         early_commits: 0,
         inflight: 0,
+        redelivery_records: 0,
       },
     };
   }
@@ -229,6 +193,7 @@ export class MqttInput implements Input {
   async start(): Promise<void> {
     const options = await this.clientOptions();
     this.stopping = false;
+    this.redeliveries ??= new Redeliveries(`mqtt:${this.ctx.id}`, `${this.config.url} ${this.clientId}`, this.ctx.sink.readMarks?.(`mqtt:${this.ctx.id}`) ?? new Map());
     const client = connect(this.config.url, options);
     this.client = client;
     this.holdAcknowledgements(client);
@@ -263,7 +228,7 @@ export class MqttInput implements Input {
   }
 
   stats(): InputStats {
-    return { ...this.totals, counters: { ...this.totals.counters, inflight: this.unacked } };
+    return { ...this.totals, counters: { ...this.totals.counters, inflight: this.unacked, redelivery_records: this.redeliveries?.size ?? 0 } };
   }
 
   // ------------------------------------------------------------------------------- connection
@@ -320,6 +285,8 @@ export class MqttInput implements Input {
     // Subscribe on the first connection of this process (the config may have changed since the
     // session was made) and whenever the broker lost the session; otherwise the session has them.
     if (!this.subscribed || !sessionPresent) this.subscribe(client);
+    // Answered after the broker's redeliveries: forgets the records nothing was re-sent for.
+    this.probeAcknowledgements();
   }
 
   private subscribe(client: MqttClient): void {
@@ -345,7 +312,10 @@ export class MqttInput implements Input {
     this.connected = false;
     // Packet ids belong to a connection: what is still unacknowledged the broker re-sends on the next.
     this.acks = new Map();
+    this.completions = new Map();
     this.unacked = 0;
+    this.pings = [];
+    this.redeliveries?.disconnected();
     if (this.stopping || this.cycling) return;
     if (wasConnected) {
       this.totals.counters.connection_losses++;
@@ -409,8 +379,9 @@ export class MqttInput implements Input {
     const send: SendPacket = internals._sendPacket.bind(client);
     this.sendPacket = send;
     internals._sendPacket = (packet, cb, ...rest) => {
-      if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined) {
-        const held = this.acks.get(packet.messageId);
+      const gate = packet.cmd === 'puback' || packet.cmd === 'pubrec' ? this.acks : packet.cmd === 'pubcomp' ? this.completions : undefined;
+      if (gate && packet.messageId !== undefined) {
+        const held = gate.get(packet.messageId);
         if (held && !held.released) {
           held.packet = packet;
           // mqtt.js's pipeline waits for this callback; the real send comes with the commit.
@@ -418,31 +389,77 @@ export class MqttInput implements Input {
           return;
         }
         if (held) {
-          this.acks.delete(packet.messageId);
-          this.totals.counters.messages_acked++;
+          gate.delete(packet.messageId);
+          this.sent(held);
         }
       }
+      if (packet.cmd === 'pingreq') this.pings.push(null);
       send(packet, cb, ...rest);
     };
   }
 
   private sendPacket: SendPacket | undefined;
 
-  private release(held: HeldAck): void {
+  private release(held: HeldAck, gate: Map<number, HeldAck>): void {
     held.released = true;
-    // From an earlier connection: the broker re-sends that message, and this copy is already stored.
-    if (this.acks.get(held.messageId) !== held) return;
+    // From an earlier connection: the broker re-sends that message (or PUBREL), which is then a copy.
+    if (gate.get(held.messageId) !== held) return;
     this.unacked--;
     if (held.packet && this.sendPacket && this.connected) {
-      this.acks.delete(held.messageId);
+      gate.delete(held.messageId);
       this.sendPacket(held.packet);
-      this.totals.counters.messages_acked++;
+      this.sent(held);
     }
+  }
+
+  /** A held packet left: acknowledgements count, and wait for a probe to confirm them. */
+  private sent(held: HeldAck): void {
+    if (held.packet?.cmd === 'pubcomp') return;
+    this.totals.counters.messages_acked++;
+    const record = held.record ?? held.copyOf;
+    if (record) this.redeliveries?.acknowledged(record);
+  }
+
+  /** Sends a PINGREQ behind the acknowledgements that left, unless one is on its way (see redelivery.ts). */
+  private probeAcknowledgements(): void {
+    if (!this.connected || !this.sendPacket || this.pings.some((p) => p !== null)) return;
+    const probe = this.redeliveries?.probe();
+    if (!probe) return;
+    this.pings.push(probe);
+    this.sendPacket({ cmd: 'pingreq' });
+  }
+
+  private onPingresp(): void {
+    const probe = this.pings.shift();
+    if (!probe) return;
+    this.redeliveries?.confirmed(probe);
+    this.scheduleFlush();
+    this.probeAcknowledgements();
+  }
+
+  /** QoS 2: the broker has our PUBREC. The PUBCOMP waits for the commit that forgets the record. */
+  private onPubrel(messageId: number | undefined): void {
+    if (messageId === undefined || !this.redeliveries?.released(messageId)) return;
+    const held: HeldAck = { messageId, released: false };
+    this.completions.set(messageId, held);
+    this.unacked++;
+    this.batch.completions.push(held);
+    this.scheduleFlush();
   }
 
   // ---------------------------------------------------------------------------------- intake
 
   private onPacket(packet: Packet): void {
+    if (packet.cmd === 'connack') {
+      // Before any PUBLISH that follows it (mqtt.js emits 'connect' later).
+      if ((packet.returnCode ?? packet.reasonCode ?? 0) === 0) {
+        this.connected = true;
+        this.redeliveries?.connected(packet.sessionPresent);
+      }
+      return;
+    }
+    if (packet.cmd === 'pingresp') return this.onPingresp();
+    if (packet.cmd === 'pubrel') return this.onPubrel(packet.messageId);
     if (packet.cmd !== 'publish') return;
     const c = this.totals.counters;
     c.messages_received++;
@@ -456,17 +473,35 @@ export class MqttInput implements Input {
     // Left unacknowledged: the broker keeps it and re-sends it on the next connection.
     if (this.stopping || this.paused) return;
 
-    const payload = packet.payload;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (held && this.redeliveries) {
+      const seen = this.redeliveries.receive(held.messageId, packet.dup, packet.qos === 2 ? 2 : 1, messageHash(packet.topic, payload));
+      if ('copyOf' in seen) {
+        // Stored already: acknowledged (after the commit of the original, if that is still to come).
+        c.messages_duplicate++;
+        held.copyOf = seen.copyOf;
+        this.batch.acks.push(held);
+        this.batch.messages++;
+        this.scheduleFlush();
+        return;
+      }
+      held.record = seen.record;
+      this.batch.records.push(seen.record);
+    }
     if (payload.length === 0) {
       // An empty payload is how MQTT clears a retained message: nothing to store, nothing wrong.
       c.messages_empty++;
     } else {
-      this.decodeInto(packet.topic, typeof payload === 'string' ? Buffer.from(payload) : payload);
+      this.decodeInto(packet.topic, payload);
     }
     this.batch.messages++;
     if (held) this.batch.acks.push(held);
     if (this.batch.points.length >= this.tuning.maxBatchPoints) this.flush();
-    else this.flushHandle ??= setImmediate(() => this.flush());
+    else this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    this.flushHandle ??= setImmediate(() => this.flush());
   }
 
   private decodeInto(topic: string, payload: Uint8Array): void {
@@ -516,16 +551,17 @@ export class MqttInput implements Input {
     if (this.flushHandle) clearImmediate(this.flushHandle);
     this.flushHandle = undefined;
     const batch = this.batch;
-    if (batch.messages === 0) return;
-    this.batch = { points: [], acks: [], messages: 0 };
-    const write = batch.points.length > 0 ? this.ctx.sink.write(batch.points) : Promise.resolve();
+    const marks = this.redeliveries?.takeMarks() ?? [];
+    if (batch.messages === 0 && marks.length === 0 && batch.completions.length === 0) return;
+    this.batch = emptyBatch();
+    const write = batch.points.length > 0 || marks.length > 0 ? this.ctx.sink.write(batch.points, marks) : Promise.resolve();
     const outcome = write.then(
       () => undefined,
       (err: unknown) => err ?? new Error('refused'),
     );
     // Only counts and acknowledgements wait for the commit: the ring has copied the points, and
     // holding them here would keep a commit interval's worth of objects alive for nothing.
-    const settled: Settled = { acks: batch.acks, points: batch.points.length, messages: batch.messages };
+    const settled: Settled = { acks: batch.acks, points: batch.points.length, messages: batch.messages, records: batch.records, completions: batch.completions, marks };
     this.ackTail = Promise.all([this.ackTail, outcome]).then(([, err]) => this.settle(settled, err));
     if (this.unacked >= this.maxInflight && this.ctx.sink.commitNow) {
       this.totals.counters.early_commits++;
@@ -536,7 +572,11 @@ export class MqttInput implements Input {
   private settle(batch: Settled, err: unknown): void {
     try {
       if (err === undefined) {
-        for (const held of batch.acks) this.release(held);
+        this.redeliveries?.committed(batch.records, batch.marks);
+        // A copy's original refused by the store: the copy stays unacknowledged, the broker keeps it.
+        for (const held of batch.acks) if (!held.copyOf || held.copyOf.stored) this.release(held, this.acks);
+        for (const held of batch.completions) this.release(held, this.completions);
+        this.probeAcknowledgements();
         if (this.refusing) {
           this.refusing = false;
           this.refusalBackoff.reset();
@@ -544,6 +584,7 @@ export class MqttInput implements Input {
         }
         return;
       }
+      this.redeliveries?.refused(batch.records, batch.marks);
       this.totals.refused += batch.points;
       this.totals.counters.messages_refused += batch.messages;
       // Shutting down: the messages stay unacknowledged and the broker re-sends them after the restart.
@@ -589,6 +630,10 @@ export class MqttInput implements Input {
       if (!this.stopping) client.reconnect();
     });
   }
+}
+
+function emptyBatch(): Batch {
+  return { points: [], acks: [], messages: 0, records: [], completions: [] };
 }
 
 async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {

@@ -1,7 +1,7 @@
 // The agent: owns the ring and the components' lifecycles. Inputs write through a sink that applies
 // the agent's tags; the ring's group commit decides when their points are durable.
 import type { Config, InputConfig, OutputConfig } from '../config/index.js';
-import type { Input, Logger, Sink } from '../core/component.js';
+import type { CommitMark, Input, Logger, Sink } from '../core/component.js';
 import type { Point } from '../core/point.js';
 import { SqliteRing, type RingOptions } from '../store/ring.js';
 import { createInput, createOutput } from './registry.js';
@@ -223,12 +223,13 @@ export class Agent {
     const agentTags = this.options.config.agent.tags;
     const hasAgentTags = Object.keys(agentTags).length > 0;
     return {
-      write: (points: Point[]) => {
+      write: (points: Point[], marks?: readonly CommitMark[]) => {
         if (hasAgentTags) for (const p of points) p.tags = { ...agentTags, ...p.tags };
         // Validation drops invalid values here, so they never reach the ring.
-        return this.ring.write(this.rules ? this.rules.process(points) : points);
+        return this.ring.write(this.rules ? this.rules.process(points) : points, marks);
       },
       commitNow: () => this.ring.commit(),
+      readMarks: (scope: string) => this.ring.readMarks(scope),
     };
   }
 

@@ -37,15 +37,34 @@ export function sinkRefusal(err: unknown): SinkRefusal['reason'] | undefined {
   return err instanceof SinkRefusal ? err.reason : undefined;
 }
 
+/**
+ * A small keyed record an input asks the store to write in the same transaction as the points it hands
+ * over with it (`value: null` deletes the key): after a crash the input knows exactly which of its
+ * messages are stored. Marks of one write, and of successive writes, are applied in order. The MQTT
+ * input records the packet ids of committed messages so a redelivered copy is not stored twice.
+ */
+export interface CommitMark {
+  /** Whose marks these are, e.g. `mqtt:<input id>`. */
+  scope: string;
+  key: number;
+  value: string | null;
+}
+
 /** Where inputs put points. */
 export interface Sink {
   /**
    * Hands points to the ring. The promise resolves when they are durable (their group commit
    * returned) and rejects with a SinkRefusal when the ring refused them (buffer full under
-   * `drop_newest`, or shutting down). Inputs that can acknowledge (MQTT) acknowledge only on resolve; polled inputs count a
-   * rejection and go on.
+   * `drop_newest`, or shutting down). Inputs that can acknowledge (MQTT) acknowledge only on resolve;
+   * polled inputs count a rejection and go on. `marks` are committed with the points, or refused with
+   * them; a write of marks alone (no points) is committed too.
    */
-  write(points: Point[]): Promise<void>;
+  write(points: Point[], marks?: readonly CommitMark[]): Promise<void>;
+  /**
+   * The commit marks of `scope` as the last group commit left them (see CommitMark). Optional: a sink
+   * without it keeps no marks, and an input relying on them falls back to what it knows in memory.
+   */
+  readMarks?(scope: string): ReadonlyMap<number, string>;
   /**
    * Asks for the pending group commit now instead of at `commit_interval`. For inputs whose peer
    * stops sending until they acknowledge (MQTT's in-flight window): without it such a peer would be

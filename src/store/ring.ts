@@ -8,6 +8,7 @@
 //   cursors(output, ranges, …)            per output: which chunk ids it has delivered
 //   drops(reason, points, vals)           what left the store other than by delivery, by reason
 //   meta(key, value)                      format version and creation time
+//   commit_marks(scope, key, value)       inputs' records written with their points (src/store/marks.ts)
 //
 // Writes: points wait in memory for the next group commit (`commit_interval`), which writes one small
 // level-0 chunk per series in one transaction and then resolves every waiting writer: that is the
@@ -33,6 +34,8 @@ import { SeriesBuilder, groupValueCount, sliceGroup } from './builder.js';
 import { decodeChunk, encodeChunk } from './codec/index.js';
 import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
 import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
+import { CommitMarkTable, marksOf } from './marks.js';
+import type { CommitMark } from '../core/component.js';
 import { aggregateRaw, aggregateRollup, statesToGroup, type WindowStates } from './rollup.js';
 import { SMALL_WAL_BYTES, planCapacity, type CapacityPlan } from './capacity.js';
 import { makeRoom, type EvictionCandidate, type EvictionHost } from './eviction.js';
@@ -144,6 +147,7 @@ interface PendingWaiter {
   resolve: () => void;
   reject: (err: Error) => void;
   points: number;
+  marks?: readonly CommitMark[];
 }
 
 /** A chunk's row without its data: what eviction and retention decide on and count. */
@@ -276,6 +280,7 @@ export class SqliteRing {
   private readonly stmt: ReturnType<SqliteRing['prepareStatements']>;
   private readonly capacity: CapacityPlan;
   private readonly superseded: SupersededWindows | undefined;
+  private readonly marks: CommitMarkTable;
 
   private constructor(db: Database.Database, file: string, options: RingOptions) {
     this.db = db;
@@ -297,6 +302,7 @@ export class SqliteRing {
     this.capacity = planCapacity(options.maxBytes, this.pageSize);
     this.stmt = this.prepareStatements();
     this.superseded = this.readonly ? undefined : new SupersededWindows(db, (rows) => (rows >= this.opts.maxChunkRows ? LEVEL_SEALED : LEVEL_OPEN));
+    this.marks = new CommitMarkTable(db, this.readonly);
   }
 
   /** Opens (creating when writable and absent) the store in `dataDir`. Throws StoreOpenError with advice. */
@@ -401,12 +407,13 @@ export class SqliteRing {
   /**
    * Queues points for the next group commit. Resolves when they are durable; rejects with
    * StoreFullError if `drop_newest` refused them, or StoreClosedError if the store closed first.
+   * `marks` (src/store/marks.ts) are written in the same transaction as the points.
    */
-  write(points: readonly Point[]): Promise<void> {
+  write(points: readonly Point[], marks?: readonly CommitMark[]): Promise<void> {
     if (this.closed) return Promise.reject(new StoreClosedError());
-    if (points.length === 0) return Promise.resolve();
+    if (points.length === 0 && !marks?.length) return Promise.resolve();
     for (const p of points) this.addPending(p);
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, points: points.length }));
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, points: points.length, marks }));
     if (this.pendingValues >= this.opts.maxPendingValues) this.scheduleCommit(0);
     else this.scheduleCommit(this.opts.commitIntervalMs);
     return done;
@@ -451,7 +458,10 @@ export class SqliteRing {
     try {
       const inserts: { key: string; group: RowGroup; level: number }[] = [];
       for (const [key, builder] of pending) inserts.push({ key, group: builder.build(), level: 0 });
-      this.writeGroups(inserts, points);
+      const marks = marksOf(waiters);
+      // Marks alone take no room worth evicting for: they are committed even when the store is full.
+      if (inserts.length > 0) this.writeGroups(inserts, points, () => this.marks.apply(marks));
+      else this.db.transaction(() => this.marks.apply(marks))();
       for (const w of waiters) w.resolve();
     } catch (err) {
       error = err as Error;
@@ -462,9 +472,10 @@ export class SqliteRing {
 
   /**
    * Writes groups in one transaction, making room first as `when_full` says. `points` is what the
-   * caller counts as points for a drop_newest refusal.
+   * caller counts as points for a drop_newest refusal; `alsoInTransaction` runs after the inserts,
+   * in the same transaction (the group commit's marks).
    */
-  writeGroups(entries: readonly { key: string; group: RowGroup; level: number; tier?: number }[], points?: number): void {
+  writeGroups(entries: readonly { key: string; group: RowGroup; level: number; tier?: number }[], points?: number, alsoInTransaction?: () => void): void {
     const inserts: { seriesKey: string; insert: ChunkInsert; bytes: Uint8Array }[] = [];
     let bytes = 0;
     let values = 0;
@@ -497,6 +508,7 @@ export class SqliteRing {
         );
         if (item.insert.tier === 0) this.markDirty(seriesId, g);
       }
+      alsoInTransaction?.();
     });
     try {
       tx();
@@ -1248,6 +1260,11 @@ export class SqliteRing {
     for (const w of this.waiters) w.reject(new StoreClosedError());
     this.waiters = [];
     this.db.close();
+  }
+
+  /** The commit marks of `scope` (see write). */
+  readMarks(scope: string): Map<number, string> {
+    return this.marks.read(scope);
   }
 
   /** For the bulk importer and rollups: run `fn` in one write transaction. */
