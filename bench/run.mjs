@@ -10,6 +10,7 @@ const SECTIONS = [
   ['mqtt', 'MQTT ingest from a real mosquitto (QoS 1, acknowledged after commit)', './mqtt.mjs', 'mqttBench'],
   ['modbus', 'Modbus TCP polling against pymodbus', './modbus.mjs', 'modbusBench'],
   ['outputs', 'Drain to real InfluxDB 1.6.7 and PostgreSQL 15; memory with a backlog', './outputs.mjs', 'outputsBench'],
+  ['burst', 'A burst, then silence: MQTT → sluice → real InfluxDB 1.6.7, against curl', './burst.mjs', 'burstBench'],
   ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],
 ];
 

@@ -295,7 +295,11 @@ export class OutputSync {
     }
     const failing = this.failures > 0;
     if (failing) this.moveBoundary(now, lastId);
-    else if (this.livePendingSinceMs !== null && now - this.livePendingSinceMs > this.settings.liveLagMs) this.fallBehind(now, lastId, now - this.livePendingSinceMs);
+    else {
+      // Records waiting behind a slow live request count too: moving them to the backfill gives them its slots.
+      const lagMs = this.liveLagMs(now);
+      if (lagMs > this.settings.liveLagMs) this.fallBehind(now, lastId, lagMs);
+    }
     let wakeMs = this.settings.pollMs;
     // While failing, one probe at a time, and the probe is the oldest backlog: when the upstream comes
     // back, the backlog is delivered oldest first and the live lane starts from fresh records.
