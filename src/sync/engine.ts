@@ -29,9 +29,10 @@ import { Aimd } from './aimd.js';
 import { halve, without } from './batch.js';
 import { IdClock } from './clock.js';
 import { RateLimiter } from './rate.js';
-import { withTimeout } from './request.js';
+import { asOutputError, withTimeout } from './request.js';
 import { DEFAULT_RETRY, ExponentialRetry, type ExponentialRetryOptions, type RetryStrategy } from './retry.js';
 import type { SourceLease, SyncSource } from './source.js';
+export { asOutputError };
 import { ThrottleGate } from './throttle.js';
 
 export interface SyncSettings {
@@ -297,8 +298,8 @@ export class OutputSync {
     if (failing) this.moveBoundary(now, lastId);
     else {
       // Records waiting behind a slow live request count too: moving them to the backfill gives them its slots.
-      const lagMs = this.liveLagMs(now);
-      if (lagMs > this.settings.liveLagMs) this.fallBehind(now, lastId, lagMs);
+      const waitingMs = this.liveWaitingMs(now, lastId);
+      if (waitingMs > this.settings.liveLagMs) this.fallBehind(now, lastId, waitingMs);
     }
     let wakeMs = this.settings.pollMs;
     // While failing, one probe at a time, and the probe is the oldest backlog: when the upstream comes
@@ -425,10 +426,7 @@ export class OutputSync {
     if (this.clock.note(lastId, now)) this.livePendingSinceMs ??= now;
   }
 
-  /**
-   * How far the live lane is behind: the age of its oldest record not yet delivered, the ones waiting to
-   * be leased and the ones in flight (0 when it is drained).
-   */
+  /** How far the live lane is behind: the age of its oldest record not delivered, waiting or in flight. */
   private liveLagMs(now: number): number {
     let oldestMs = this.livePendingSinceMs ?? now;
     for (const job of this.inflight) if (job.lane === 'live') oldestMs = Math.min(oldestMs, this.clock.seenAt(job.lease.minId, now));
@@ -445,6 +443,15 @@ export class OutputSync {
     this.livePendingSinceMs = this.boundary < lastId ? this.clock.seenAt(this.boundary + 1, now) : null;
     this.log.info({ lag_ms: lagMs }, 'live data is falling behind; older records move to the backfill');
     return true;
+  }
+
+  /** Age of the oldest live record not in a request (those of busy series follow the requests in flight). */
+  private liveWaitingMs(now: number, lastId: number): number {
+    let oldestMs = this.livePendingSinceMs ?? now;
+    let inflightMaxId = Infinity;
+    for (const job of this.inflight) if (job.lane === 'live') inflightMaxId = Math.min(inflightMaxId, job.lease.maxId);
+    if (inflightMaxId < lastId) oldestMs = Math.min(oldestMs, this.clock.seenAt(inflightMaxId + 1, now));
+    return Math.max(0, now - oldestMs);
   }
 
   /** Moves the live mark up to what was written liveWindowMs ago: older records become backlog. Returns whether it moved. */
@@ -691,11 +698,4 @@ export class OutputSync {
     this.lastRejectLogMs = now;
     this.log.warn({ points, reason }, 'the upstream refused points for good; they are counted as rejected and not sent again');
   }
-}
-
-/** Anything thrown by a driver, as an OutputError (an unknown error is worth a retry, never a drop). */
-export function asOutputError(err: unknown): OutputError {
-  if (err instanceof OutputError) return err;
-  const e = err instanceof Error ? err : new Error(String(err));
-  return new OutputError(e.message, 'retry', {}, { cause: e });
 }

@@ -26,3 +26,10 @@ export async function withTimeout<T>(send: (signal: AbortSignal) => Promise<T>, 
     jobSignal.removeEventListener('abort', onAbort);
   }
 }
+
+/** Anything thrown by a driver, as an OutputError (an unknown error is worth a retry, never a drop). */
+export function asOutputError(err: unknown): OutputError {
+  if (err instanceof OutputError) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  return new OutputError(e.message, 'retry', {}, { cause: e });
+}
