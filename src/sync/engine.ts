@@ -562,10 +562,8 @@ export class OutputSync {
         if (result.rejectedPoints > 0) this.noteRejects(result.rejectedPoints, 'dropped by the upstream (partial write)');
       } catch (err) {
         const e = asOutputError(err);
-        if (e.details.retryAfterMs !== undefined) {
-          // Closed before anything else runs, so no lane starts a request inside the window.
-          this.throttle.hold(this.now(), Math.min(e.details.retryAfterMs, this.settings.retry.maxRetryAfterMs ?? DEFAULT_RETRY.maxRetryAfterMs));
-        }
+        // Closed before anything else runs, so no lane starts a request inside the window.
+        if (e.details.retryAfterMs !== undefined) this.throttle.hold(this.now(), Math.min(e.details.retryAfterMs, this.settings.retry.maxRetryAfterMs ?? DEFAULT_RETRY.maxRetryAfterMs));
         if (this.stopping) throw e;
         if (e.category === 'split') {
           this.counters.splits++;
