@@ -11,6 +11,7 @@ const SECTIONS = [
   ['mqtt-crash', 'MQTT: the agent killed with SIGKILL while messages flow (duplicates / lost; 4 inputs, one agent)', './mqtt.mjs', 'mqttCrashBench'],
   ['modbus', 'Modbus TCP polling against pymodbus', './modbus.mjs', 'modbusBench'],
   ['outputs', 'Drain to real InfluxDB 1.6.7 and PostgreSQL 15; memory with a backlog', './outputs.mjs', 'outputsBench'],
+  ['burst', 'A burst, then silence: MQTT → sluice → real InfluxDB 1.6.7, against curl', './burst.mjs', 'burstBench'],
   ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],
 ];
 

@@ -204,6 +204,48 @@ describe('influxdb output, api v2 (against a fake InfluxDB 2 speaking the docume
     expectStored(fake, points);
   });
 
+  it('429 with Retry-After across lanes: no request of any lane starts inside the window a 429 announced', async () => {
+    // A backlog for the backfill lane (two requests in flight) and fresh points written while it runs
+    // (the live lane): the shape of the report, 429 ×3 with Retry-After: 2, then 503, then 204s.
+    const points = makePoints(40, 500);
+    const { fake, ring, sync } = await setup(points, { config: { batch_size: 1000 }, settings: { batchPoints: 1000, maxConcurrency: 4 } });
+    const retryAfterMs = 2000;
+    // The first request is slow and succeeds after the 429s: a success must not lift their window.
+    fake.faults.push({ kind: 'delay', ms: 700 });
+    for (let i = 0; i < 3; i++) fake.faults.push({ kind: 'status', status: 429, headers: { 'retry-after': '2' }, body: '{"code":"too many requests","message":"slow down"}' });
+    fake.faults.push({ kind: 'status', status: 503 });
+    // The client's view: when each write() began, and when a 429 reached the client.
+    const starts: number[] = [];
+    const throttledAt: number[] = [];
+    const output = (sync as unknown as { opts: { output: InfluxdbOutput } }).opts.output;
+    const write = output.write.bind(output);
+    output.write = async (batch, signal, encoded) => {
+      starts.push(Date.now());
+      try {
+        return await write(batch, signal, encoded);
+      } catch (err) {
+        if ((err as { details?: { status?: number } }).details?.status === 429) throttledAt.push(Date.now());
+        throw err;
+      }
+    };
+    let liveUs = Date.now() * 1000;
+    const live = setInterval(() => {
+      liveUs += 1000;
+      void ring.write(makePoints(5, 1).map((p) => ({ ...p, measurement: 'live', timeUs: liveUs })));
+    }, 50);
+    cleanup.push(() => clearInterval(live));
+    await sync.start();
+    await until(() => fake.writes.filter((w) => w.status === 204).length >= 3, 20_000, 'delivering again');
+    clearInterval(live);
+    expect(throttledAt.length).toBe(3);
+    for (const at of throttledAt) {
+      const inside = starts.filter((s) => s > at && s < at + retryAfterMs);
+      expect(inside.map((s) => s - at), `requests started within ${retryAfterMs} ms after a 429 at ${at}`).toEqual([]);
+    }
+    await until(backlogDone(ring), 30_000, 'backlog drained');
+    expect(fake.writes.slice(0, 5).map((w) => w.status).sort()).toEqual([204, 429, 429, 429, 503]);
+  });
+
   it('a slow response: the request times out and is sent again (the late copy is harmless)', async () => {
     const points = makePoints(2, 10);
     const { fake, ring, sync } = await setup(points, { config: { timeout: 500 }, settings: { timeoutMs: 500 } });

@@ -222,6 +222,8 @@ export interface OutputStats {
   inFlight: number;
   concurrency: number;
   batchPoints: number;
+  /** Age of the live lane's oldest record not yet delivered, ms (0 when it is drained). */
+  liveLagMs: number;
   /** Driver counters. */
   counters: Record<string, number>;
 }

@@ -308,6 +308,7 @@ export function createMetrics(probe: AgentProbe): Registry {
   outputGauge('sluice_output_inflight_requests', 'Write requests in flight.', (s) => s.inFlight);
   outputGauge('sluice_output_concurrency_requests', 'The adaptive limit on requests in flight.', (s) => s.concurrency);
   outputGauge('sluice_output_batch_points', 'The adaptive batch size.', (s) => s.batchPoints);
+  outputGauge('sluice_output_live_lag_seconds', "Age of the live lane's oldest point not yet delivered (0 when it is drained).", (s) => s.liveLagMs / 1000);
   outputGauge('sluice_output_paused', 'Whether an output is paused for a reason waiting will not fix (auth, fatal): 1 or 0.', (s) => (s.paused ? 1 : 0));
   outputGauge('sluice_output_last_error_timestamp_seconds', 'When an output last failed (Unix time).', (s) => (s.lastErrorMs === null ? null : s.lastErrorMs / 1000));
   new Counter({

@@ -20,15 +20,20 @@
 // and the backlog follows behind it.
 //
 // Faults (the driver's OutputError category): retry → exponential backoff with jitter (short for a link
-// that refuses connections, where probing is free); throttle → wait Retry-After, halve concurrency;
+// that refuses connections, where probing is free); throttle → wait Retry-After (every request of every
+// lane passes one gate, src/sync/throttle.ts), halve concurrency;
 // split → halve the request; reject → drop the named points (or bisect to find them) and send the rest;
 // auth/fatal → pause with a loud, rate-limited log line, keep everything, try again later.
 import { OutputError, type Logger, type Output, type OutputBatch, type OutputStats } from '../core/component.js';
 import { Aimd } from './aimd.js';
 import { halve, without } from './batch.js';
+import { IdClock } from './clock.js';
 import { RateLimiter } from './rate.js';
-import { ExponentialRetry, type ExponentialRetryOptions, type RetryStrategy } from './retry.js';
+import { asOutputError, withTimeout } from './request.js';
+import { DEFAULT_RETRY, ExponentialRetry, type ExponentialRetryOptions, type RetryStrategy } from './retry.js';
 import type { SourceLease, SyncSource } from './source.js';
+export { asOutputError };
+import { ThrottleGate } from './throttle.js';
 
 export interface SyncSettings {
   /** Most points per request (batch_size); the adaptive size never exceeds it. */
@@ -96,11 +101,6 @@ interface Prepared {
   encoded: unknown;
 }
 
-interface IdSample {
-  id: number;
-  atMs: number;
-}
-
 /**
  * Deliveries are recorded in the ring together, at most this long after the upstream acknowledged
  * them: one durable write (an fsync, on an SD card) per window rather than per request. A crash in
@@ -110,9 +110,6 @@ const SETTLE_EVERY_MS = 100;
 const SETTLE_MAX_BATCHES = 32;
 /** While failing, requests are probes: small, so an upstream that refuses them is not sent much. */
 const PROBE_POINTS = 1000;
-/** Samples of "newest id at time t" kept to tell how old a record is. */
-const MAX_SAMPLES = 4096;
-const SAMPLE_KEEP_MS = 10 * 60_000;
 
 export class OutputSync {
   private readonly settings: SyncSettings;
@@ -124,7 +121,9 @@ export class OutputSync {
   private readonly inflight = new Set<Job>();
   /** Per lane, the series in a request (or prepared): a lane never has a series in two requests at once. */
   private readonly busy: Record<Lane, Set<string>> = { live: new Set(), backfill: new Set() };
-  private readonly samples: IdSample[] = [];
+  private readonly clock = new IdClock();
+  /** The upstream's Retry-After, for every request of every lane. */
+  private readonly throttle: ThrottleGate;
   private prepared: Prepared | null = null;
   private preparing = false;
   private settleQueue: { lease: SourceLease; rejectedPoints: number }[] = [];
@@ -140,7 +139,6 @@ export class OutputSync {
 
   /** Records with an id above this are live. */
   private boundary = 0;
-  private lastSeenId = 0;
   /** When the oldest not yet leased live record was first seen; null when the live lane is drained. */
   private livePendingSinceMs: number | null = null;
   /** The live lane passed over busy series or had a request fail: look again as soon as a slot frees. */
@@ -154,7 +152,7 @@ export class OutputSync {
   private lastLoudLogMs = -Infinity;
   private lastRejectLogMs = -Infinity;
 
-  private readonly counters: Omit<OutputStats, 'inFlight' | 'concurrency' | 'batchPoints' | 'counters'> = {
+  private readonly counters: Omit<OutputStats, 'inFlight' | 'concurrency' | 'batchPoints' | 'liveLagMs' | 'counters'> = {
     sentPoints: 0,
     rejectedPoints: 0,
     requests: 0,
@@ -175,6 +173,7 @@ export class OutputSync {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.retry = opts.retry ?? new ExponentialRetry(opts.settings.retry);
+    this.throttle = new ThrottleGate(this.now);
     this.aimd = new Aimd({
       maxConcurrency: this.settings.maxConcurrency,
       maxBatchPoints: this.settings.batchPoints,
@@ -192,9 +191,8 @@ export class OutputSync {
     this.started = true;
     const now = this.now();
     this.boundary = this.source.lastId();
-    this.lastSeenId = this.boundary;
     this.liveScannedId = this.boundary;
-    this.samples.push({ id: this.boundary, atMs: now });
+    this.clock.reset(this.boundary, now);
     this.source.setLiveMark(this.boundary);
     this.schedulePump(0);
     return Promise.resolve();
@@ -239,6 +237,7 @@ export class OutputSync {
       inFlight: this.inflight.size,
       concurrency: this.aimd.concurrency,
       batchPoints: this.aimd.batchPoints,
+      liveLagMs: this.liveLagMs(this.now()),
       counters: this.opts.output.counters?.() ?? {},
     };
   }
@@ -286,8 +285,9 @@ export class OutputSync {
     const now = this.now();
     const lastId = this.source.lastId();
     this.noteLastId(lastId, now);
-    if (now < this.blockedUntilMs) {
-      this.schedulePump(this.blockedUntilMs - now);
+    const blockedMs = Math.max(this.blockedUntilMs - now, this.throttle.waitMs(now));
+    if (blockedMs > 0) {
+      this.schedulePump(blockedMs);
       return;
     }
     if (!this.connected) {
@@ -296,6 +296,11 @@ export class OutputSync {
     }
     const failing = this.failures > 0;
     if (failing) this.moveBoundary(now, lastId);
+    else {
+      // Records waiting behind a slow live request count too: moving them to the backfill gives them its slots.
+      const waitingMs = this.liveWaitingMs(now, lastId);
+      if (waitingMs > this.settings.liveLagMs) this.fallBehind(now, lastId, waitingMs);
+    }
     let wakeMs = this.settings.pollMs;
     // While failing, one probe at a time, and the probe is the oldest backlog: when the upstream comes
     // back, the backlog is delivered oldest first and the live lane starts from fresh records.
@@ -326,7 +331,11 @@ export class OutputSync {
         }
       });
     }
-    if (this.livePendingSinceMs !== null) wakeMs = Math.min(wakeMs, Math.max(1, this.livePendingSinceMs + this.settings.flushIntervalMs - now));
+    // Records wait for the live lane: look again when they are due, unless every slot it may use is busy
+    // (a request that completes looks again anyway).
+    if (this.livePendingSinceMs !== null && this.inflight.size <= this.aimd.concurrency) {
+      wakeMs = Math.min(wakeMs, Math.max(1, this.livePendingSinceMs + this.settings.flushIntervalMs - now));
+    }
     this.schedulePump(wakeMs);
   }
 
@@ -339,20 +348,18 @@ export class OutputSync {
     if (!due) return null;
     const maxPoints = this.leasePoints();
     const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.busy.live });
-    if (lease === null || lease.batch.points < maxPoints) {
-      // Drained up to lastId, except series that were busy: look again when a request completes.
+    if (lease === null) {
+      // Drained up to lastId, except series that were busy: look again when a request completes. Only an
+      // empty answer says so: a lease is whole chunks, so one short of maxPoints may just have stopped
+      // before a chunk that did not fit, with committed records behind it that no new id would wake.
       this.liveScannedId = lastId;
       this.livePendingSinceMs = null;
       this.liveRecheck = this.busy.live.size > 0;
+      return null;
     }
-    if (lease === null) return null;
-    const ageMs = now - this.seenAt(lease.minId);
-    if (ageMs > this.settings.liveLagMs && this.failures === 0) {
-      // The live lane fell behind (the upstream is slower than the inputs): what it holds becomes backlog,
-      // and the live lane starts again from fresh records.
+    const ageMs = now - this.clock.seenAt(lease.minId, now);
+    if (ageMs > this.settings.liveLagMs && this.failures === 0 && this.fallBehind(now, lastId, ageMs)) {
       this.source.release(lease);
-      this.moveBoundary(now, lastId);
-      this.log.info({ lag_ms: ageMs }, 'live data is falling behind; older records move to the backfill');
       return 0;
     }
     this.launch(lease, 'live');
@@ -416,30 +423,45 @@ export class OutputSync {
   // ------------------------------------------------------------------------------------ lanes
 
   private noteLastId(lastId: number, now: number): void {
-    if (lastId <= this.lastSeenId) return;
-    this.lastSeenId = lastId;
-    this.samples.push({ id: lastId, atMs: now });
-    while (this.samples.length > MAX_SAMPLES || (this.samples.length > 2 && this.samples[1].atMs < now - SAMPLE_KEEP_MS)) this.samples.shift();
-    this.livePendingSinceMs ??= now;
+    if (this.clock.note(lastId, now)) this.livePendingSinceMs ??= now;
   }
 
-  /** When the record with this id was first seen (an upper bound of when it was written). */
-  private seenAt(id: number): number {
-    for (const s of this.samples) if (s.id >= id) return s.atMs;
-    return this.now();
+  /** How far the live lane is behind: the age of its oldest record not delivered, waiting or in flight. */
+  private liveLagMs(now: number): number {
+    let oldestMs = this.livePendingSinceMs ?? now;
+    for (const job of this.inflight) if (job.lane === 'live') oldestMs = Math.min(oldestMs, this.clock.seenAt(job.lease.minId, now));
+    return Math.max(0, now - oldestMs);
   }
 
-  /** Moves the live mark up to what was written liveWindowMs ago: older records become backlog. */
-  private moveBoundary(now: number, lastId: number): void {
-    let target = this.boundary;
-    for (const s of this.samples) {
-      if (s.atMs > now - this.settings.liveWindowMs) break;
-      target = Math.max(target, Math.min(s.id, lastId));
-    }
-    if (target <= this.boundary) return;
+  /**
+   * The live lane fell behind (the upstream is slower than the inputs, or every slot was busy): what it
+   * holds becomes backlog, and it starts again from fresh records. Checked at each lease and each pump,
+   * so the lag never grows much past liveLagMs while the upstream accepts writes.
+   */
+  private fallBehind(now: number, lastId: number, lagMs: number): boolean {
+    if (!this.moveBoundary(now, lastId)) return false;
+    this.livePendingSinceMs = this.boundary < lastId ? this.clock.seenAt(this.boundary + 1, now) : null;
+    this.log.info({ lag_ms: lagMs }, 'live data is falling behind; older records move to the backfill');
+    return true;
+  }
+
+  /** Age of the oldest live record not in a request (those of busy series follow the requests in flight). */
+  private liveWaitingMs(now: number, lastId: number): number {
+    let oldestMs = this.livePendingSinceMs ?? now;
+    let inflightMaxId = Infinity;
+    for (const job of this.inflight) if (job.lane === 'live') inflightMaxId = Math.min(inflightMaxId, job.lease.maxId);
+    if (inflightMaxId < lastId) oldestMs = Math.min(oldestMs, this.clock.seenAt(inflightMaxId + 1, now));
+    return Math.max(0, now - oldestMs);
+  }
+
+  /** Moves the live mark up to what was written liveWindowMs ago: older records become backlog. Returns whether it moved. */
+  private moveBoundary(now: number, lastId: number): boolean {
+    const target = Math.max(this.boundary, this.clock.seenBefore(now - this.settings.liveWindowMs, lastId));
+    if (target <= this.boundary) return false;
     this.boundary = target;
     this.liveScannedId = Math.max(this.liveScannedId, target);
     this.source.setLiveMark(target);
+    return true;
   }
 
   // ------------------------------------------------------------------------------------ requests
@@ -521,6 +543,13 @@ export class OutputSync {
         continue;
       }
       if (job.abort.signal.aborted) throw new OutputError('output stopping', 'retry');
+      // Every request, also the second half of a split or the rest after a reject, waits out a
+      // Retry-After that arrived while this job was busy.
+      try {
+        await this.throttle.pass(job.abort.signal);
+      } catch {
+        throw new OutputError('output stopping', 'retry');
+      }
       const startedMs = this.now();
       try {
         const result = await this.request(batch, job.abort.signal, batch === job.lease.batch ? job.encoded : undefined);
@@ -533,6 +562,8 @@ export class OutputSync {
         if (result.rejectedPoints > 0) this.noteRejects(result.rejectedPoints, 'dropped by the upstream (partial write)');
       } catch (err) {
         const e = asOutputError(err);
+        // Closed before anything else runs, so no lane starts a request inside the window.
+        if (e.details.retryAfterMs !== undefined) this.throttle.hold(this.now(), Math.min(e.details.retryAfterMs, this.settings.retry.maxRetryAfterMs ?? DEFAULT_RETRY.maxRetryAfterMs));
         if (this.stopping) throw e;
         if (e.category === 'split') {
           this.counters.splits++;
@@ -565,31 +596,9 @@ export class OutputSync {
     return rejected;
   }
 
-  /** One request with the timeout; a driver that ignores its signal is raced, never waited for. */
-  private async request(batch: OutputBatch, jobSignal: AbortSignal, encoded: unknown): Promise<{ rejectedPoints: number; bytes: number }> {
+  private request(batch: OutputBatch, jobSignal: AbortSignal, encoded: unknown): Promise<{ rejectedPoints: number; bytes: number }> {
     this.counters.requests++;
-    const ctrl = new AbortController();
-    let timedOut = false;
-    const onAbort = () => ctrl.abort(jobSignal.reason);
-    jobSignal.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        ctrl.abort(new Error('request timeout'));
-        reject(new OutputError(`no answer within ${this.settings.timeoutMs} ms`, 'retry', { timeout: true }));
-      }, this.settings.timeoutMs);
-      ctrl.signal.addEventListener('abort', () => reject(new OutputError('request aborted', 'retry')), { once: true });
-    });
-    try {
-      return await Promise.race([this.opts.output.write(batch, ctrl.signal, encoded), deadline]);
-    } catch (err) {
-      if (timedOut) throw new OutputError(`no answer within ${this.settings.timeoutMs} ms`, 'retry', { timeout: true }, { cause: err });
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      jobSignal.removeEventListener('abort', onAbort);
-    }
+    return withTimeout((signal) => this.opts.output.write(batch, signal, encoded), jobSignal, this.settings.timeoutMs);
   }
 
   private connect(): void {
@@ -687,11 +696,4 @@ export class OutputSync {
     this.lastRejectLogMs = now;
     this.log.warn({ points, reason }, 'the upstream refused points for good; they are counted as rejected and not sent again');
   }
-}
-
-/** Anything thrown by a driver, as an OutputError (an unknown error is worth a retry, never a drop). */
-export function asOutputError(err: unknown): OutputError {
-  if (err instanceof OutputError) return err;
-  const e = err instanceof Error ? err : new Error(String(err));
-  return new OutputError(e.message, 'retry', {}, { cause: e });
 }
