@@ -13,7 +13,7 @@
 // that line changes type, which InfluxDB then refuses for the rest of its shard). api v2 sends `123u`.
 import type { Column, RowGroup } from '../../src/core/chunk.js';
 import type { OutputBatch } from '../../src/core/component.js';
-import { MAX_TIME_US, MIN_TIME_US, escapeStringValue, escapeTag, serializeLine, type SerializeStats } from '../../src/core/line-protocol.js';
+import { MAX_TIME_US, MIN_TIME_US, controlInNames, escapeStringValue, escapeTag, serializeLine, writableFieldKey, type SerializeStats } from '../../src/core/line-protocol.js';
 import { INT64_MAX, Unsigned, type FieldValue } from '../../src/core/point.js';
 
 export interface Lines {
@@ -113,7 +113,7 @@ export function batchLines(batch: OutputBatch, api: Api): Lines {
 }
 
 interface FastColumn {
-  /** `key=` as the first field and `,key=` after another, or null when the key is empty (skipped, as serializeLine does). */
+  /** `key=` as the first field and `,key=` after another, or null when the key cannot be written (skipped, as serializeLine does). */
   first: Buffer | null;
   later: Buffer | null;
   present: Uint8Array | null;
@@ -126,12 +126,11 @@ const NEWLINE = 10;
 
 function groupLines(key: string, group: RowGroup, api: Api, firstPoint: number, w: Writer, out: Lines, stats: SerializeStats): number {
   const names = group.columns.map((c) => escapeTag(c.name));
-  // Rare shapes (an unwritable series key, a field key that starts with a blank and must not come first)
-  // take the reference path.
-  if (!writableKey(key) || names.some((k) => k !== '' && isBlank(k.charCodeAt(0)))) return slowGroupLines(key, group, api, firstPoint, w, out, stats);
+  // Rare shapes (an unwritable series key) take the reference path.
+  if (!writableKey(key)) return slowGroupLines(key, group, api, firstPoint, w, out, stats);
   const columns: FastColumn[] = group.columns.map((col, c) => ({
-    first: names[c] === '' ? null : Buffer.from(names[c] + '='),
-    later: names[c] === '' ? null : Buffer.from(',' + names[c] + '='),
+    first: writableFieldKey(names[c]) ? Buffer.from(names[c] + '=') : null,
+    later: writableFieldKey(names[c]) ? Buffer.from(',' + names[c] + '=') : null,
     present: col.present,
     next: 0,
     col,
@@ -195,15 +194,11 @@ function valueText(col: Column, i: number, api: Api, out: Lines): string | null 
   }
 }
 
-function isBlank(c: number): boolean {
-  return c === 32 || c === 9 || c === 0;
-}
-
-/** As line-protocol.ts: a key a reader would take for a comment, indentation or nothing is not written. */
+/** As line-protocol.ts: a key a reader would take for a comment or nothing, or would refuse, is not written. */
 function writableKey(key: string): boolean {
   if (key.length === 0) return false;
   const c = key.charCodeAt(0);
-  return c !== 44 && c !== 35 && c !== 9 && c !== 0;
+  return c !== 44 && c !== 35 && !controlInNames(key);
 }
 
 /** The reference path: serializeLine per row. */

@@ -27,6 +27,7 @@
 //   position.
 import { INT64_MAX, INT64_MIN, Unsigned, type FieldValue, type Fields, type Point, type Tags } from './point.js';
 import { nowUs, type Precision } from './time.js';
+import { describeLoneSurrogate, firstLoneSurrogate, isWellFormedText } from './utf8.js';
 
 /** A line that is not valid line protocol: `reason` says what, `column` (1-based) where. */
 export class LineProtocolError extends Error {
@@ -89,6 +90,15 @@ const LF = 10;
 /** Blank as InfluxDB 1.x skips it at the start of a line, before the fields and before the timestamp. */
 function isBlank(c: number): boolean {
   return c === SPACE || c === TAB || c === NUL;
+}
+
+/** C0 controls and DEL: InfluxDB 2's reference refuses them in measurements, tag keys and field keys. */
+function isControl(c: number): boolean {
+  return c < SPACE || c === 127;
+}
+
+function controlName(c: number): string {
+  return `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -178,6 +188,7 @@ function scanKey(s: number): number {
     if (pos >= END) fail(pos === s ? 'missing measurement' : 'missing fields (no space after the measurement)', pos);
     c = T.charCodeAt(pos);
     if (c === COMMA || c === SPACE) break;
+    if (isControl(c)) fail(`control character ${controlName(c)} in the measurement`, pos);
     if (c === BACKSLASH && pos + 1 < END) {
       const d = T.charCodeAt(pos + 1);
       if (d === COMMA || d === SPACE) {
@@ -200,6 +211,7 @@ function scanKey(s: number): number {
       c = T.charCodeAt(pos);
       if (c === EQUALS) break;
       if (c === COMMA || c === SPACE) fail(pos === ks ? 'missing tag key' : "missing '=' after tag key", pos);
+      if (isControl(c)) fail(`control character ${controlName(c)} in a tag key`, pos);
       if (c === BACKSLASH && pos + 1 < END) {
         const d = T.charCodeAt(pos + 1);
         if (d === COMMA || d === SPACE || d === EQUALS) {
@@ -493,6 +505,7 @@ function parseEntry(s: number): Point | null {
         const c = T.charCodeAt(pos);
         if (c === EQUALS) break;
         if (c === COMMA || c === SPACE) fail(pos === ks ? 'missing field key' : `missing '=' after field key '${T.slice(ks, pos)}'`, pos);
+        if (isControl(c)) fail(`control character ${controlName(c)} in a field key`, pos);
         if (c === BACKSLASH && pos + 1 < END) {
           const d = T.charCodeAt(pos + 1);
           if (d === COMMA || d === SPACE || d === EQUALS) {
@@ -566,6 +579,16 @@ export function floorToPrecision(us: number, precision: Precision): number {
   return unit === 1 ? Math.floor(us) : floorDiv(us, unit) * unit;
 }
 
+/**
+ * Rejects the entry when T[from, to) holds an unpaired surrogate: an invalid UTF-8 byte as the byte
+ * decoders (utf8.ts) escape it, or a broken string from elsewhere. Such text has no UTF-8 form, and
+ * storing U+FFFD instead would alter the value (and merge different bad bytes into one series).
+ */
+function checkWellFormed(from: number, to: number): void {
+  const i = firstLoneSurrogate(T, from, to);
+  if (i !== -1) fail(describeLoneSurrogate(T.charCodeAt(i)), i);
+}
+
 function clip(s: string): string {
   return s.length > MAX_REJECT_TEXT ? s.slice(0, MAX_REJECT_TEXT) + '…' : s;
 }
@@ -582,6 +605,8 @@ export function parseChunk(text: string, pos: number, final: boolean, st: ChunkS
   PREC = st.precision;
   DEFAULT_US = st.defaultTimeUs;
   const n = text.length;
+  // Most texts are well-formed: one native scan per call, and lines are only checked when it fails.
+  const wellFormed = isWellFormedText(pos === 0 ? text : text.slice(pos));
   while (pos < n) {
     if (out.points.length + out.rejects.length >= maxItems) break;
     let nl = text.indexOf('\n', pos);
@@ -605,7 +630,10 @@ export function parseChunk(text: string, pos: number, final: boolean, st: ChunkS
     EXTRA = 0;
     let p: Point | null;
     try {
+      if (!wellFormed) checkWellFormed(pos, nl);
       p = parseEntry(s);
+      // A string value that ran over line ends: its further lines are checked too.
+      if (!wellFormed && p !== null && NL > nl) checkWellFormed(nl, NL);
     } catch (err) {
       if (!(err instanceof LineProtocolError)) throw err;
       const error = err.lineOffset > 0 ? `${err.reason} at line ${st.line + err.lineOffset} column ${err.column}` : err.message;
@@ -656,7 +684,10 @@ export function parseLine(line: string, precision: Precision = 'ns', defaultTime
   END = e;
   NL = nl;
   EXTRA = 0;
+  const wellFormed = isWellFormedText(line);
+  if (!wellFormed) checkWellFormed(0, nl);
   const p = parseEntry(s)!; // FINAL: never incomplete
+  if (!wellFormed) checkWellFormed(0, NL);
   for (let i = NL + 1; i < line.length; i++) {
     const d = line.charCodeAt(i);
     if (!isBlank(d) && d !== CR && d !== LF) fail('more than one line', i);
@@ -666,25 +697,26 @@ export function parseLine(line: string, precision: Precision = 'ns', defaultTime
 
 // ---------------------------------------------------------------------------------------------------------
 // Serialization. Everything written parses back to the same point, with this parser and with InfluxDB
-// 1.x's, up to what line protocol cannot express. InfluxDB 1.x's own scanners disagree with its
-// documented escaping around backslashes (its field-key scanner treats `\\` as an escaped backslash and
-// its name unescaper also turns `\=` and `\"` into `=` and `"`; checked against influxd 1.6.7), so
-// keys are normalised the same way everywhere (seriesKey, serializeLine, serializePoint), keeping the
-// store's series identity and its export in agreement:
-// - a run of backslashes directly before `,` `=` space `"` a line break or the end of a key (measurement,
-//   tag key, tag value, field key) is removed: no reader agrees on what it means (and a trailing backslash
-//   would escape the separator after it);
-// - a line break in a key becomes a space (line protocol has no escape for it);
-// - tags whose key or value is empty (after the above) are left out, as InfluxDB does; of two tags whose
-//   keys became equal the first in sort order is kept;
+// 2's reference (checked against its corpus in test/line-protocol-corpus.test.ts), up to what line
+// protocol cannot express. Keys are written the same way everywhere (seriesKey, serializeLine,
+// serializePoint), keeping the store's series identity and its export in agreement:
+// - `,` and space (and `=` outside the measurement) are escaped with a backslash; a backslash is written
+//   as it is, also before a special character (`a\ b` is written `a\\ b`, which reads back as
+//   backslash + escaped space), as the reference encoder does;
+// - what has no line-protocol form: a trailing run of backslashes in a key (it would escape the
+//   separator after it) is left out, and a line break in a key becomes a space (no escape exists). No
+//   line-protocol input can produce either (such text never parses to such a name);
+// - tags are ordered by their key's UTF-8 bytes, as InfluxDB orders them (not by the escaped text);
+// - tags whose key or value is empty (after the above) are left out, as InfluxDB does (an empty tag is
+//   no tag there); of two tags whose keys became equal the first in sort order is kept;
 // - NaN and ±Inf floats have no line-protocol form (InfluxDB rejects them): such a field is left out of
 //   the line and counted in SerializeStats.skippedFields. Writing them as strings would change the
 //   field's type and make InfluxDB reject the whole line for a type conflict;
-// - blanks before the fields are skipped by readers, so a field whose key starts with a tab or NUL is
-//   never written first (the next field is moved before it);
-// - a line with no writable field left, an empty measurement, one that starts with `#` (a comment) or a
-//   tab or NUL (skipped as indentation), or a time outside ±(2^53 − 1) µs is not written: '' is returned
-//   and skippedPoints counted;
+// - control characters (U+0000–U+001F, U+007F) in a field key: the field is left out and counted in
+//   skippedFields; in the measurement or a tag key: the point is not written (skippedPoints). Readers
+//   refuse them there (InfluxDB 2, this parser), and a refused line would lose every field of it;
+// - a line with no writable field left, an empty measurement, one that starts with `#` (a comment), or a
+//   time outside ±(2^53 − 1) µs is not written: '' is returned and skippedPoints counted;
 // - times coarser than µs are floored (not rounded) to the precision: an exported time never lies after
 //   the stored one, and ms or s data imported at that precision round-trips exactly.
 
@@ -695,32 +727,28 @@ export interface SerializeStats {
   skippedPoints: number;
 }
 
-function isKeySpecial(c: number): boolean {
-  return c === COMMA || c === SPACE || c === EQUALS || c === QUOTE || c === LF;
-}
-
-/** Escapes one key part: measurement (comma, space) or tag key / tag value / field key (also equals). */
+/**
+ * Escapes one key part: measurement (comma, space) or tag key / tag value / field key (also equals).
+ * A backslash is written as it is: readers take a backslash that does not precede an escapable
+ * character literally, so `eas\ t` (backslash, space) is written `eas\\ t`, which reads back as
+ * backslash + escaped space. Only a backslash at the very end has no form (it would escape the
+ * separator after it): a trailing run of them is left out, and a line break becomes an escaped space.
+ */
 function escapeKeyPart(s: string, equals: boolean): string {
   const n = s.length;
   let i = 0;
   for (; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c === COMMA || c === SPACE || c === BACKSLASH || c === LF || (equals && c === EQUALS)) break;
+    if (c === COMMA || c === SPACE || c === LF || (equals && c === EQUALS)) break;
   }
-  if (i === n) return s;
+  let end = n;
+  while (end > 0 && s.charCodeAt(end - 1) === BACKSLASH) end--;
+  if (i >= end) return end === n ? s : s.slice(0, end);
   let out = s.slice(0, i);
   let last = i;
-  for (; i < n; i++) {
+  for (; i < end; i++) {
     const c = s.charCodeAt(i);
-    if (c === BACKSLASH) {
-      let j = i + 1;
-      while (j < n && s.charCodeAt(j) === BACKSLASH) j++;
-      if (j === n || isKeySpecial(s.charCodeAt(j))) {
-        out += s.slice(last, i);
-        last = j;
-      }
-      i = j - 1;
-    } else if (c === COMMA || c === SPACE || (equals && c === EQUALS)) {
+    if (c === COMMA || c === SPACE || (equals && c === EQUALS)) {
       out += s.slice(last, i) + '\\';
       last = i;
     } else if (c === LF) {
@@ -728,7 +756,7 @@ function escapeKeyPart(s: string, equals: boolean): string {
       last = i + 1;
     }
   }
-  return out + s.slice(last);
+  return out + s.slice(last, end);
 }
 
 export function escapeMeasurement(s: string): string {
@@ -787,17 +815,20 @@ export function seriesKey(measurement: string, tags: Tags): string {
     const v = escapeKeyPart(tags[names[0]], true);
     return k === '' || v === '' ? key : key + ',' + k + '=' + v;
   }
-  const pairs: [string, string][] = [];
+  // Ordered by the key itself (its UTF-8 bytes), not by its escaped text: `A FOO` before `APPLE`.
+  names.sort(compareUtf8);
+  let out = key;
+  // Keys that differ only in what has no line-protocol form (trailing backslashes, line breaks) can
+  // come out equal: the first in order is kept. Checked only once such a key is seen.
+  let lossy = false;
+  const written: string[] = [];
   for (const name of names) {
     const k = escapeKeyPart(name, true);
     const v = escapeKeyPart(tags[name], true);
-    if (k !== '' && v !== '') pairs.push([k, v]);
-  }
-  pairs.sort((a, b) => compareUtf8(a[0], b[0]));
-  let out = key;
-  for (let i = 0; i < pairs.length; i++) {
-    const [k, v] = pairs[i];
-    if (i > 0 && k === pairs[i - 1][0]) continue;
+    if (k === '' || v === '') continue;
+    if (!lossy && (name.charCodeAt(name.length - 1) === BACKSLASH || name.indexOf('\n') !== -1)) lossy = true;
+    if (lossy && written.includes(k)) continue;
+    written.push(k);
     out += ',' + k + '=' + v;
   }
   return out;
@@ -874,36 +905,66 @@ export function formatTime(timeUs: number, precision: Precision): string {
 function writableKey(key: string): boolean {
   if (key.length === 0) return false;
   const c = key.charCodeAt(0);
-  return c !== COMMA && c !== HASH && c !== TAB && c !== NUL;
+  return c !== COMMA && c !== HASH && !controlInNames(key);
+}
+
+/**
+ * Whether a series key holds a control character in its measurement or a tag key, which readers
+ * (InfluxDB 2, this parser) refuse: such a point is not written rather than written to be refused.
+ * Tag values may hold them.
+ */
+export function controlInNames(key: string): boolean {
+  let i = 0;
+  const n = key.length;
+  while (i < n && !isControl(key.charCodeAt(i))) i++;
+  if (i === n) return false;
+  let inValue = false;
+  let inTags = false;
+  for (i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c === BACKSLASH && i + 1 < n) {
+      const d = key.charCodeAt(i + 1);
+      if (d === COMMA || d === SPACE || (inTags && d === EQUALS)) {
+        i++;
+        continue;
+      }
+    }
+    if (c === COMMA) {
+      inTags = true;
+      inValue = false;
+    } else if (c === EQUALS && inTags) inValue = true;
+    else if (!inValue && isControl(c)) return true;
+  }
+  return false;
+}
+
+/** Whether an escaped field key can be written: not empty, no control character. */
+export function writableFieldKey(escaped: string): boolean {
+  if (escaped.length === 0) return false;
+  for (let i = 0; i < escaped.length; i++) if (isControl(escaped.charCodeAt(i))) return false;
+  return true;
 }
 
 function writableTime(timeUs: number): boolean {
   return Number.isInteger(timeUs) && timeUs >= MIN_TIME_US && timeUs <= MAX_TIME_US;
 }
 
-// The field list being written. A key that starts with a blank waits until another field is first.
+// The field list being written.
 let fBody = '';
-let fDeferred = '';
 
 function addField(name: string, value: FieldValue, stats: SerializeStats | undefined): void {
   const k = escapeKeyPart(name, true);
   const v = formatFieldValue(value);
-  if (k === '' || v === null) {
+  if (v === null || !writableFieldKey(k)) {
     if (stats) stats.skippedFields++;
     return;
   }
-  if (fBody !== '') fBody += ',' + k + '=' + v;
-  else if (isBlank(k.charCodeAt(0))) fDeferred += ',' + k + '=' + v;
-  else {
-    fBody = k + '=' + v + fDeferred;
-    fDeferred = '';
-  }
+  fBody = fBody === '' ? k + '=' + v : fBody + ',' + k + '=' + v;
 }
 
 function finishLine(key: string, timeUs: number, precision: Precision, stats: SerializeStats | undefined): string {
   const body = fBody;
   fBody = '';
-  fDeferred = '';
   if (body === '') {
     if (stats) stats.skippedPoints++;
     return '';
@@ -922,7 +983,7 @@ export function serializeLine(
   precision: Precision = 'ns',
   stats?: SerializeStats,
 ): string {
-  fBody = fDeferred = '';
+  fBody = '';
   if (!writableKey(key) || !writableTime(timeUs)) {
     if (stats) stats.skippedPoints++;
     return '';
@@ -934,7 +995,7 @@ export function serializeLine(
 /** One point as one line (no line break); '' when nothing of it can be written. */
 export function serializePoint(p: Point, precision: Precision = 'ns', stats?: SerializeStats): string {
   const key = seriesKey(p.measurement, p.tags);
-  fBody = fDeferred = '';
+  fBody = '';
   if (!writableKey(key) || !writableTime(p.timeUs)) {
     if (stats) stats.skippedPoints++;
     return '';
