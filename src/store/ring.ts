@@ -33,6 +33,7 @@ import { SeriesBuilder, groupValueCount, sliceGroup } from './builder.js';
 import { decodeChunk, encodeChunk } from './codec/index.js';
 import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
 import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
+import { reorderSeriesKeys } from './series-keys.js';
 import { aggregateRaw, aggregateRollup, statesToGroup, type WindowStates } from './rollup.js';
 import { mergeState } from '../core/aggregate.js';
 
@@ -344,6 +345,7 @@ export class SqliteRing {
         ring.markNewTiers();
         ring.sealFullChunks();
         ring.countTotals();
+        ring.migrateOnce('series_key_order', () => reorderSeriesKeys(db));
       }
       ring.totalsKept = ring.migrated('tier_totals');
       return ring;
