@@ -81,6 +81,38 @@ describe('sluice CLI', () => {
     expect(out).toBe('m,s=a v=1 1000\nm,s=a v=3i 3000\nm,s=a v=true 5000\n');
   });
 
+  it('rejects lines whose bytes are not UTF-8 with their numbers, stores the good ones, and never U+FFFD', () => {
+    const dir = tmpDir();
+    const input = Buffer.concat([
+      Buffer.from('m'),
+      Buffer.from([0xff]),
+      Buffer.from(' v=1 1000000000\nm'),
+      Buffer.from([0xfe]),
+      Buffer.from(' v=2 2000000000\nok,t=é v=3 3000000000\nm v="x'),
+      Buffer.from([0xc3]),
+      Buffer.from('" 4000000000\nm v=5 5000000000\n'),
+    ]);
+    const r = sluice(['import', '--data-dir', dir, '-'], { input });
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({ points: 2, values: 2, rejected: 3, dropped: 0 });
+    expect(r.stderr).toMatch(/^line 1: invalid UTF-8 \(byte 0xff\) at column 2$/m);
+    expect(r.stderr).toMatch(/^line 2: invalid UTF-8 \(byte 0xfe\) at column 2$/m);
+    expect(r.stderr).toMatch(/^line 4: invalid UTF-8 \(byte 0xc3\) at column 7$/m);
+    const out = sluice(['export', '--data-dir', dir]).stdout;
+    expect(sortedLines(out)).toEqual(['m v=5 5000000000', 'ok,t=é v=3 3000000000']);
+    expect(out).not.toContain('\uFFFD');
+  });
+
+  it('exports names with backslashes before separators so that they import back to the same values', () => {
+    const dir = tmpDir();
+    // tag value `eas\ t`, tag key `reg\=ion`, measurement `a\,b`, field key `f\ g`; tags out of escaped-text order
+    const text = String.raw`a\\,b,A\ FOO=bar,APPLE=orange,reg\\=ion=eas\\ t f\\ g=1 1000000000`;
+    expect(sluice(['import', '--data-dir', dir, '-'], { input: text + '\n' }).status).toBe(0);
+    const out = sluice(['export', '--data-dir', dir]).stdout;
+    expect(out).toBe(text + '\n');
+    expect(parseLines(out).points[0]).toMatchObject({ measurement: 'a\\,b', tags: { 'A FOO': 'bar', APPLE: 'orange', 'reg\\=ion': 'eas\\ t' }, fields: { 'f\\ g': 1 } });
+  });
+
   it('answers raw and aggregated queries as CSV and JSON, windows aligned to the epoch', () => {
     const dir = tmpDir();
     const lines: string[] = [];

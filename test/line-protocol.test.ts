@@ -105,8 +105,8 @@ describe('parseLine: valid lines', () => {
     ['leading blanks', ' \t\u0000 m f=1', pt('m', {}, { f: 1 })],
     ['several spaces between sections', 'm,t=1   f=1   2000', pt('m', { t: '1' }, { f: 1 }, 2)],
     ['tabs before fields and timestamp (as InfluxDB 1.x)', 'm \t\u0000f=1 \t2000', pt('m', {}, { f: 1 }, 2)],
-    ['tab inside the fields is part of a key', 'm f=1,\tg=2', pt('m', {}, { f: 1, '\tg': 2 })],
-    ['tab in measurement and tags', 'm\tx,t\tk=v\tw f=1', pt('m\tx', { 't\tk': 'v\tw' }, { f: 1 })],
+    // control characters: refused in names (see the rejected lines), kept in tag values and strings, as InfluxDB 2's reference does
+    ['control characters in a tag value', 'm,t=v\tw\u0001 f=1', pt('m', { t: 'v\tw\u0001' }, { f: 1 })],
     ['trailing spaces', 'm f=1 2000   ', pt('m', {}, { f: 1 }, 2)],
     ['trailing spaces without time', 'm f=1   ', pt('m', {}, { f: 1 })],
     ['CRLF', 'm f=1 2000\r\n', pt('m', {}, { f: 1 }, 2)],
@@ -163,7 +163,15 @@ describe('parseLine: rejected lines', () => {
     ['m f=1 123 456', /unexpected text after the timestamp/, 11],
     ['m f=1 123\tx', /invalid character/, 10],
     ['m f=1\t5', /invalid value '1\t5'/, 5],
-    ['m\tf=1', /missing fields/, 6],
+    ['m\tf=1', /control character U\+0009 in the measurement/, 2],
+    ['m\u0001 f=1', /control character U\+0001 in the measurement/, 2],
+    ['m,t\u007fk=v f=1', /control character U\+007F in a tag key/, 4],
+    ['m f=1,\tg=2', /control character U\+0009 in a field key/, 7],
+    ['m g\rh=2', /control character U\+000D in a field key/, 4],
+    // bytes that are not UTF-8 arrive as U+DC80…U+DCFF (src/core/utf8.ts); other unpaired surrogates are refused too
+    ['m\udcff f=1', /invalid UTF-8 \(byte 0xff\)/, 2],
+    ['m f="a\udc80b"', /invalid UTF-8 \(byte 0x80\)/, 7],
+    ['m,t=\ud800 f=1', /not valid Unicode \(unpaired surrogate U\+D800\)/, 5],
     ['m f="abc', /unterminated string for field 'f'/, 5],
     ['m f="abc\\"', /unterminated string/, 5],
     ['m f="abc"x', /unexpected 'x' after the value of field 'f'/, 10],
@@ -458,13 +466,16 @@ describe('serialization', () => {
     expect(seriesKey(back.measurement, back.tags)).toBe(key);
   });
 
-  it('drops backslashes that precede separators or quotes in keys (InfluxDB 1.x reads them differently)', () => {
+  it('keeps a backslash that precedes a separator or quote in keys, as the reference encoder does', () => {
     const p = pt('a\\,b\\ c\\=d\\"e', { 'k\\=': 'v\\,w\\=x\\\\ y\\"z' }, { 'f\\,g\\"': 's\\' }, 0);
     const line = serializePoint(p);
-    expect(line).toBe('a\\,b\\ c=d"e,k\\==v\\,w\\=x\\ y"z f\\,g"="s\\\\" 0');
+    // the backslash is written as it is and the separator after it escaped: `\\,` reads as backslash + comma
+    expect(line).toBe(String.raw`a\\,b\\ c\=d\"e,k\\==v\\,w\\=x\\\ y\"z f\\,g\"="s\\" 0`);
     const back = parseLine(line, 'ns', 0);
-    expect(back).toEqual(pt('a,b c=d"e', { 'k=': 'v,w=x y"z' }, { 'f,g"': 's\\' }, 0));
+    expect(back).toEqual(p);
     expect(seriesKey(back.measurement, back.tags)).toBe(seriesKey(p.measurement, p.tags));
+    // the corpus's case: the tag value `eas\ t` (backslash, space)
+    expect(serializePoint(pt('cpu', { regions: 'eas\\ t' }, { value: 1 }, 0))).toBe(String.raw`cpu,regions=eas\\ t value=1 0`);
   });
 
   it('keeps other backslashes in keys as they are', () => {
@@ -474,19 +485,26 @@ describe('serialization', () => {
     expect(parseLine(line, 'ns', 0)).toEqual(p);
   });
 
-  it('never writes first a field whose key starts with a blank (readers skip blanks before the fields)', () => {
+  it('leaves out, counted, fields and points whose names hold control characters (readers refuse them)', () => {
     const stats: SerializeStats = { skippedFields: 0, skippedPoints: 0 };
-    const line = serializePoint(pt('m', {}, { '\tb': 1, '\u0000c': 2, d: 3, e: 4 }, 0), 'ns', stats);
-    expect(line).toBe('m d=3,\tb=1,\u0000c=2,e=4 0');
-    expect(parseLine(line, 'ns', 0)).toEqual(pt('m', {}, { d: 3, '\tb': 1, '\u0000c': 2, e: 4 }, 0));
+    expect(serializePoint(pt('m', {}, { '\tb': 1, 'c\u0000': 2, d: 3, 'e\u007f': 4 }, 0), 'ns', stats)).toBe('m d=3 0');
+    expect(stats).toEqual({ skippedFields: 3, skippedPoints: 0 });
+    expect(serializePoint(pt('m\tx', {}, { f: 1 }, 0), 'ns', stats)).toBe('');
+    expect(serializePoint(pt('m', { 'k\r': 'v' }, { f: 1 }, 0), 'ns', stats)).toBe('');
     expect(serializeLine('m', [['\tb', 1]], 0, 'ns', stats)).toBe('');
-    expect(stats).toEqual({ skippedFields: 0, skippedPoints: 1 });
+    expect(stats).toEqual({ skippedFields: 4, skippedPoints: 3 });
+    // tag values may hold them
+    const line = serializePoint(pt('m', { k: 'v\tw' }, { f: 1 }, 0), 'ns', stats);
+    expect(line).toBe('m,k=v\tw f=1 0');
+    expect(parseLine(line, 'ns', 0)).toEqual(pt('m', { k: 'v\tw' }, { f: 1 }, 0));
   });
 
-  it('sorts tags by the bytes of their escaped keys, as InfluxDB does', () => {
+  it('sorts tags by the bytes of their keys (not of their escaped text), as InfluxDB does', () => {
     expect(seriesKey('m', { b: '2', a: '1', c: '3' })).toBe('m,a=1,b=2,c=3');
-    // escaped 'a b' is `a\ b`, and '\' (0x5c) sorts after '!' (0x21)
-    expect(seriesKey('m', { 'a b': '1', 'a!': '2' })).toBe('m,a!=2,a\\ b=1');
+    // 'a b' before 'a!' (space 0x20 < '!' 0x21), though its escaped text `a\ b` would sort after ('\' is 0x5c)
+    expect(seriesKey('m', { 'a!': '2', 'a b': '1' })).toBe('m,a\\ b=1,a!=2');
+    // the corpus's case
+    expect(seriesKey('test', { APPLE: 'orange', 'A FOO': 'bar', host: 'serverA' })).toBe('test,A\\ FOO=bar,APPLE=orange,host=serverA');
     // UTF-8 order: U+E000 (EE 80 80) before U+1F600 (F0 9F 98 80), unlike UTF-16 order
     expect(seriesKey('m', { '\u{1F600}': '1', '\uE000': '2', z: '3', é: '4' })).toBe('m,z=3,é=4,\uE000=2,\u{1F600}=1');
     expect(compareUtf8('\uE000', '\u{1F600}')).toBeLessThan(0);
@@ -525,6 +543,7 @@ function mulberry32(seed: number): () => number {
 }
 
 const KEY_CHARS = ['a', 'b', 'Z', '0', '_', '-', '.', ' ', ',', '=', '"', "'", '\\', '\\\\', '#', 'é', '日', '🚀', '\u{10FFFF}', '\uE000', '\t', '\r'];
+const NAME_CHARS = KEY_CHARS.filter((c) => c !== '\t' && c !== '\r');
 const STRING_CHARS = [...KEY_CHARS, '\n', '\r\n', '\\"', '\\\\', ''];
 const EDGE_FLOATS = [0, -0, 1, -1, 0.1, 1e-300, 5e-324, -5e-324, 1.7976931348623157e308, -1.7976931348623157e308, 2 ** 53, 2 ** 53 + 2, 1e21, 1e-7, 123.456, 2.2250738585072014e-308];
 const EDGE_INTS = [0n, 1n, -1n, INT64_MIN, INT64_MAX, 2n ** 53n + 1n, -(2n ** 53n) - 1n, 999999999999999n, 1000000000000000n];
@@ -538,22 +557,24 @@ class Gen {
   pick<T>(xs: readonly T[]): T {
     return xs[this.int(xs.length)];
   }
-  /** A key line protocol can hold unchanged: non-empty, no LF, no backslash before a separator, quote or the end. */
-  key(): string {
+  /**
+   * A tag value line protocol can hold unchanged: non-empty, no LF, no trailing backslash (backslashes
+   * before separators and quotes are fine).
+   */
+  key(chars: readonly string[] = KEY_CHARS): string {
     let s = '';
     const n = 1 + this.int(6);
-    for (let i = 0; i < n; i++) s += this.pick(KEY_CHARS);
-    s = s.replace(/\\+(?=[,= "\n]|$)/g, '');
+    for (let i = 0; i < n; i++) s += this.pick(chars);
+    s = s.replace(/\\+$/, '');
     return s === '' ? 'k' : s;
   }
-  /** Field keys: also not starting with a blank (it would not be written first). */
-  fieldKey(): string {
-    const k = this.key();
-    return k.startsWith('\t') ? 'f' + k : k;
+  /** Measurements, tag keys and field keys: also no control character. */
+  name(): string {
+    return this.key(NAME_CHARS);
   }
   measurement(): string {
-    const m = this.key();
-    return m.startsWith('#') || m.startsWith('\t') ? 'm' + m : m;
+    const m = this.name();
+    return m.startsWith('#') ? 'm' + m : m;
   }
   string(): string {
     let s = '';
@@ -626,8 +647,8 @@ describe('random round trip', () => {
       // small key pools, so consecutive lines share keys and exercise the parser's key caches
       const keys = {
         m: Array.from({ length: 3 }, () => g.measurement()),
-        t: Array.from({ length: 4 }, () => g.key()),
-        f: Array.from({ length: 6 }, () => g.fieldKey()),
+        t: Array.from({ length: 4 }, () => g.name()),
+        f: Array.from({ length: 6 }, () => g.name()),
       };
       const points = Array.from({ length: 3000 }, () => g.point(precision, keys));
       const lines = points.map((p) => serializePoint(p, precision));

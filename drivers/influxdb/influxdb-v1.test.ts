@@ -97,6 +97,27 @@ describe('influxdb output, api v1, against InfluxDB 1.6.7', () => {
     expect(ring.outputStatus('up')).toMatchObject({ sent_points: 3, rejected_points: 1 });
   });
 
+  it('names with a backslash before a separator: tags arrive as stored; what 1.x cannot read back is left out, counted', async () => {
+    const db = await newDatabase();
+    const t = 1_700_000_000_000_000;
+    const points: Point[] = [
+      // tag keys and values with the reference escaping (`eas\\ t`): InfluxDB 1.x reads them back unchanged; tags in key order
+      { measurement: 'bs', tags: { regions: 'eas\\ t', 'A FOO': 'bar', APPLE: 'or\\,ange', 'reg\\=ion': 'x' }, fields: { v: 1, 'f\\ g': 2, 'q\\"': 3 }, timeUs: t },
+      // a measurement 1.x would store as `b,s`
+      { measurement: 'b\\,s', tags: {}, fields: { v: 1 }, timeUs: t },
+    ];
+    const ring = ringWith(points);
+    cleanup.push(() => ring.close());
+    const { sync, output } = start(ring, v1Config(server.url, db, { gzip: false }));
+    await sync.start();
+    await until(drained(ring), 30_000, 'drained');
+    expect(await server.rows('SELECT * FROM bs GROUP BY *', db)).toEqual([{ regions: 'eas\\ t', 'A FOO': 'bar', APPLE: 'or\\,ange', 'reg\\=ion': 'x', time: t, v: 1 }]);
+    expect((await server.rows('SHOW MEASUREMENTS', db)).map((r) => r.name)).toEqual(['bs']);
+    // `f\\ g` would make 1.x refuse the line, `q\\"` would arrive as `q"`
+    expect(output.counters()).toMatchObject({ skipped_fields: 2, skipped_points: 1 });
+    expect(ring.outputStatus('up')).toMatchObject({ sent_points: 1, rejected_points: 1 });
+  });
+
   it('the server stopped for a while and started again: every value present once', async () => {
     const db = await newDatabase();
     const dir = tmpDir();

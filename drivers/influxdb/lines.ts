@@ -11,9 +11,16 @@
 // v1 an unsigned value is sent as an integer (`123i`) when it fits int64, which every uint16/uint32
 // register and most uint64 counters do, and as a float beyond 2^63 - 1 (counted: a field that crosses
 // that line changes type, which InfluxDB then refuses for the rest of its shard). api v2 sends `123u`.
+//
+// Names with a backslash directly before `,` `=` space or `"`: written with the reference escaping,
+// which InfluxDB 2 and tag keys and values in 1.x read back unchanged. InfluxDB 1.x's own readers do not
+// for measurements and field keys (checked against influxd 1.6.7): it turns `a\\,b` and `a\=b` in a
+// measurement into `a,b` and `a=b`, `\"` in a field key into `"`, and refuses the whole line for a field
+// key `f\\ g`. No spelling reaches 1.x unchanged, so for api v1 such a field is left out and such a
+// point not sent, both counted (skipped_fields, skipped_points), rather than stored under another name.
 import type { Column, RowGroup } from '../../src/core/chunk.js';
 import type { OutputBatch } from '../../src/core/component.js';
-import { MAX_TIME_US, MIN_TIME_US, escapeStringValue, escapeTag, serializeLine, type SerializeStats } from '../../src/core/line-protocol.js';
+import { MAX_TIME_US, MIN_TIME_US, controlInNames, escapeStringValue, escapeTag, parseSeriesKey, serializeLine, writableFieldKey, type SerializeStats } from '../../src/core/line-protocol.js';
 import { INT64_MAX, Unsigned, type FieldValue } from '../../src/core/point.js';
 
 export interface Lines {
@@ -113,7 +120,7 @@ export function batchLines(batch: OutputBatch, api: Api): Lines {
 }
 
 interface FastColumn {
-  /** `key=` as the first field and `,key=` after another, or null when the key is empty (skipped, as serializeLine does). */
+  /** `key=` as the first field and `,key=` after another, or null when the key cannot be written (skipped, as serializeLine does). */
   first: Buffer | null;
   later: Buffer | null;
   present: Uint8Array | null;
@@ -124,14 +131,20 @@ interface FastColumn {
 const SPACE = 32;
 const NEWLINE = 10;
 
+/** See above: a backslash before one of these, which InfluxDB 1.x reads otherwise in measurements and field keys. */
+const V1_UNREADABLE = /\\[,= "]/;
+
 function groupLines(key: string, group: RowGroup, api: Api, firstPoint: number, w: Writer, out: Lines, stats: SerializeStats): number {
-  const names = group.columns.map((c) => escapeTag(c.name));
-  // Rare shapes (an unwritable series key, a field key that starts with a blank and must not come first)
-  // take the reference path.
-  if (!writableKey(key) || names.some((k) => k !== '' && isBlank(k.charCodeAt(0)))) return slowGroupLines(key, group, api, firstPoint, w, out, stats);
+  if (api === 'v1' && key.includes('\\') && V1_UNREADABLE.test(parseSeriesKey(key).measurement)) {
+    stats.skippedPoints += group.timesUs.length;
+    return firstPoint + group.timesUs.length;
+  }
+  const names = group.columns.map((c) => (api === 'v1' && V1_UNREADABLE.test(c.name) ? '' : escapeTag(c.name)));
+  // Rare shapes (an unwritable series key) take the reference path.
+  if (!writableKey(key)) return slowGroupLines(key, group, api, firstPoint, w, out, stats, names);
   const columns: FastColumn[] = group.columns.map((col, c) => ({
-    first: names[c] === '' ? null : Buffer.from(names[c] + '='),
-    later: names[c] === '' ? null : Buffer.from(',' + names[c] + '='),
+    first: writableFieldKey(names[c]) ? Buffer.from(names[c] + '=') : null,
+    later: writableFieldKey(names[c]) ? Buffer.from(',' + names[c] + '=') : null,
     present: col.present,
     next: 0,
     col,
@@ -195,20 +208,16 @@ function valueText(col: Column, i: number, api: Api, out: Lines): string | null 
   }
 }
 
-function isBlank(c: number): boolean {
-  return c === 32 || c === 9 || c === 0;
-}
-
-/** As line-protocol.ts: a key a reader would take for a comment, indentation or nothing is not written. */
+/** As line-protocol.ts: a key a reader would take for a comment or nothing, or would refuse, is not written. */
 function writableKey(key: string): boolean {
   if (key.length === 0) return false;
   const c = key.charCodeAt(0);
-  return c !== 44 && c !== 35 && c !== 9 && c !== 0;
+  return c !== 44 && c !== 35 && !controlInNames(key);
 }
 
-/** The reference path: serializeLine per row. */
-function slowGroupLines(key: string, group: RowGroup, api: Api, firstPoint: number, w: Writer, out: Lines, stats: SerializeStats): number {
-  const cursors = group.columns.map((col) => {
+/** The reference path: serializeLine per row. `names` are the escaped field keys, '' for one not to send. */
+function slowGroupLines(key: string, group: RowGroup, api: Api, firstPoint: number, w: Writer, out: Lines, stats: SerializeStats, names: readonly string[]): number {
+  const cursors = group.columns.map((col, c) => {
     let value: (i: number) => FieldValue;
     switch (col.type) {
       case 'float':
@@ -237,7 +246,7 @@ function slowGroupLines(key: string, group: RowGroup, api: Api, firstPoint: numb
         break;
       }
     }
-    return { pair: [col.name, 0] as [string, FieldValue], present: col.present, next: 0, value };
+    return { pair: [col.name, 0] as [string, FieldValue], present: col.present, next: 0, value, send: names[c] !== '' };
   });
   const fields: [string, FieldValue][] = [];
   const times = group.timesUs;
@@ -246,6 +255,11 @@ function slowGroupLines(key: string, group: RowGroup, api: Api, firstPoint: numb
     fields.length = 0;
     for (const c of cursors) {
       if (c.present !== null && c.present[r] === 0) continue;
+      if (!c.send) {
+        c.next++;
+        stats.skippedFields++;
+        continue;
+      }
       c.pair[1] = c.value(c.next++);
       fields.push(c.pair);
     }

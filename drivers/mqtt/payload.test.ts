@@ -202,3 +202,37 @@ describe('times', () => {
     expect(() => rfc3339ToUs(text)).toThrow(ValueError);
   });
 });
+
+describe('bytes that are not UTF-8', () => {
+  const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+  const decodeBytes = (settings: Partial<DecoderSettings>, payload: Uint8Array) =>
+    createDecoder({ format: 'json', measurement: 'm', tags: {}, ...settings })('t', payload, RECEIVED_US);
+
+  it('influx: the lines holding them are rejected with their number, the others kept; nothing becomes U+FFFD', () => {
+    const d = decodeBytes({ format: 'influx' }, bytes('m', [0xff], ' v=1 1000000000\n', 'm', [0xfe], ' v=2 2000000000\nok v=3 3000000000\n'));
+    expect(d.points).toEqual([{ measurement: 'ok', tags: {}, fields: { v: 3 }, timeUs: 3_000_000 }]);
+    expect(d.rejectedLines.map((r) => r.line)).toEqual([1, 2]);
+    expect(d.rejectedLines[0].error).toMatch(/invalid UTF-8 \(byte 0xff\) at column 2/);
+    expect(d.rejectedLines[1].error).toMatch(/invalid UTF-8 \(byte 0xfe\)/);
+    expect(() => decodeBytes({ format: 'influx' }, bytes('m v="a', [0xc3], '"'))).toThrow(/not line protocol: line 1: invalid UTF-8 \(byte 0xc3\)/);
+    // a byte order mark and multi-byte characters are fine
+    expect(decodeBytes({ format: 'influx' }, bytes([0xef, 0xbb, 0xbf], 'é,t=日 v="🚀" 1000')).points[0]).toMatchObject({ measurement: 'é', tags: { t: '日' }, fields: { v: '🚀' } });
+  });
+
+  it('json and value: the message is refused, naming the byte', () => {
+    expect(() => decodeBytes({ format: 'json' }, bytes('{"s": "a', [0xff], '"}'))).toThrow(literal('not valid UTF-8 (byte 0xff at offset 8)'));
+    expect(() => decodeBytes({ format: 'value' }, bytes('2', [0xe2, 0x82]))).toThrow(literal('not valid UTF-8 (byte 0xe2 at offset 1)'));
+    expect(decodeBytes({ format: 'value' }, bytes('21.5')).points[0].fields).toEqual({ value: 21.5 });
+  });
+
+  it('json: an unpaired surrogate escape (no UTF-8 form) is refused rather than stored as U+FFFD', () => {
+    expect(() => decode({}, '{"s": "a\\ud800"}')).toThrow(/"s": not valid Unicode/);
+    expect(() => decode({}, '{"\\udc00": 1}')).toThrow(/not valid Unicode/);
+    expect(decode({}, '{"s": "\\ud83d\\ude80"}').points[0].fields).toEqual({ s: '🚀' });
+  });
+});
+
+/** A pattern matching the text as it is. */
+function literal(message: string): RegExp {
+  return new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+}

@@ -14,6 +14,7 @@
 //
 // A payload that yields nothing throws PayloadError with a reason meant for a log line.
 import { parseLines } from '../../src/core/line-protocol.js';
+import { decodeUtf8Escaped } from '../../src/core/utf8.js';
 import { ValueError, clip } from '../../src/core/text-values.js';
 import { jsonReading, type Reading } from '../../src/core/json-payload.js';
 import type { Point, Tags } from '../../src/core/point.js';
@@ -53,7 +54,18 @@ export function createDecoder(settings: DecoderSettings): MessageDecoder {
   const topicTags = settings.topicTags === undefined ? undefined : compileTopicTags(settings.topicTags);
   const baseTags = settings.tags;
   const { measurement } = settings;
-  const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false });
+  // Bytes that are not UTF-8 are refused, never turned into U+FFFD: json and value refuse the message;
+  // influx keeps them visible (utf8.ts) so that only the lines holding them are rejected.
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  const decodeStrict = (payload: Uint8Array): string => {
+    try {
+      return utf8.decode(payload);
+    } catch {
+      const at = firstInvalidByte(payload);
+      throw new PayloadError(`not valid UTF-8 (byte 0x${payload[at].toString(16).padStart(2, '0')} at offset ${at})`);
+    }
+  };
+  let decodeText = decodeStrict;
 
   let read: (text: string, receivedUs: number, tags: Tags) => Omit<Decoded, 'topicMatched'>;
   switch (settings.format) {
@@ -74,6 +86,10 @@ export function createDecoder(settings: DecoderSettings): MessageDecoder {
     case 'influx': {
       const precision = settings.influxPrecision ?? 'ns';
       read = (text, receivedUs, tags) => influxRead(text, receivedUs, tags, precision);
+      decodeText = (payload) => {
+        const text = decodeUtf8Escaped(payload);
+        return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+      };
       break;
     }
   }
@@ -86,8 +102,20 @@ export function createDecoder(settings: DecoderSettings): MessageDecoder {
       if (fromTopic === undefined) topicMatched = false;
       else tags = { ...baseTags, ...fromTopic };
     }
-    return { ...read(utf8.decode(payload), receivedUs, tags), topicMatched };
+    return { ...read(decodeText(payload), receivedUs, tags), topicMatched };
   };
+}
+
+/** Offset of the first byte that does not start or continue a valid UTF-8 sequence (for the message). */
+function firstInvalidByte(payload: Uint8Array): number {
+  const text = decodeUtf8Escaped(payload);
+  let offset = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xdc80 && c <= 0xdcff) return offset;
+    offset += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? (i++, 4) : 3;
+  }
+  return 0;
 }
 
 // ------------------------------------------------------------------------------------------ topics

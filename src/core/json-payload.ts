@@ -5,6 +5,7 @@
 import type { Fields } from './point.js';
 import type { Precision } from './time.js';
 import { EPOCH_NUMBER, ValueError, epochToUs, rfc3339ToUs } from './text-values.js';
+import { isWellFormedText } from './utf8.js';
 
 const MAX_JSON_DEPTH = 32;
 
@@ -41,6 +42,10 @@ function flatten(obj: Record<string, unknown>): Flat {
     // JSON.parse reads 1e400 as Infinity: refuse it rather than store a value no output can send.
     if (typeof value === 'number' && !Number.isFinite(value)) throw new ValueError(`${key}: number out of the range of a float`);
     if (typeof value !== 'number' && typeof value !== 'string' && typeof value !== 'boolean') return;
+    // A `\ud800` escape with no partner has no UTF-8 form: stored, it would become U+FFFD.
+    if (!isWellFormedText(key) || (typeof value === 'string' && !isWellFormedText(value))) {
+      throw new ValueError(`${JSON.stringify(key)}: not valid Unicode (an unpaired surrogate escape)`);
+    }
     flat.leaves.set(key, value);
     for (const o of owners) flat.groups.get(o)!.push(key);
   };

@@ -25,8 +25,19 @@
 //   serializing, a tag with an empty key or value is left out (InfluxDB treats it as no tag).
 // - duplicate tag keys reject the line; duplicate field keys: the last value wins, at the first key's
 //   position.
+// - control characters (U+0000–U+001F, U+007F) in a measurement, tag key or field key reject the line,
+//   as InfluxDB 2's reference does; tag values and strings may hold them (so does the reference).
+// - an unpaired surrogate rejects its entry (comments excepted): the byte decoders (utf8.ts) turn
+//   bytes that are not UTF-8 into U+DC80…U+DCFF, so such a line is rejected naming the byte rather
+//   than stored with U+FFFD. Checked only when a text is not well-formed, which one native scan tells.
 import { INT64_MAX, INT64_MIN, Unsigned, type FieldValue, type Fields, type Point, type Tags } from './point.js';
+import { BACKSLASH, COMMA, CR, EQUALS, HASH, LF, MAX_TIME_US, MIN_TIME_US, NUL, QUOTE, SPACE, TAB, floorDiv, isControl, setProp, unitUs } from './line-protocol-common.js';
 import { nowUs, type Precision } from './time.js';
+import { describeLoneSurrogate, firstLoneSurrogate, isWellFormedText } from './utf8.js';
+
+// Serialization lives in line-protocol-write.ts; importers keep one module to import from.
+export { MAX_TIME_US, MIN_TIME_US } from './line-protocol-common.js';
+export * from './line-protocol-write.js';
 
 /** A line that is not valid line protocol: `reason` says what, `column` (1-based) where. */
 export class LineProtocolError extends Error {
@@ -66,29 +77,19 @@ export interface ParseOptions {
 /** Rejects keep at most this much of the offending line, so a garbage input cannot pin huge strings. */
 export const MAX_REJECT_TEXT = 1024;
 
-/** The exact µs range of a double; wider than any sensor needs and narrower than InfluxDB's int64 ns. */
-export const MAX_TIME_US = Number.MAX_SAFE_INTEGER;
-export const MIN_TIME_US = -Number.MAX_SAFE_INTEGER;
 const TIME_RANGE = `${new Date(Math.ceil(MIN_TIME_US / 1000)).toISOString()} … ${new Date(Math.floor(MAX_TIME_US / 1000)).toISOString()}`;
 
 const UINT64_MAX = 0xffff_ffff_ffff_ffffn;
 /** Exact powers of ten: 10^22 is the largest a double holds exactly (Clinger's fast path). */
 const POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
-const BACKSLASH = 92;
-const COMMA = 44;
-const SPACE = 32;
-const EQUALS = 61;
-const QUOTE = 34;
-const HASH = 35;
-const TAB = 9;
-const NUL = 0;
-const CR = 13;
-const LF = 10;
-
 /** Blank as InfluxDB 1.x skips it at the start of a line, before the fields and before the timestamp. */
 function isBlank(c: number): boolean {
   return c === SPACE || c === TAB || c === NUL;
+}
+
+function controlName(c: number): string {
+  return `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -132,12 +133,6 @@ function fail(reason: string, at: number): never {
   throw new LineProtocolError(reason, at - Math.max(ls, LS) + 1, offset);
 }
 
-/** A property write that also works for the key `__proto__` (which `o[k] = v` would swallow). */
-function setProp(o: Record<string, unknown>, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
-  else o[k] = v;
-}
-
 function unescapeKey(s: number, e: number, equalsEscapes: boolean): string {
   let out = '';
   let last = s;
@@ -178,6 +173,7 @@ function scanKey(s: number): number {
     if (pos >= END) fail(pos === s ? 'missing measurement' : 'missing fields (no space after the measurement)', pos);
     c = T.charCodeAt(pos);
     if (c === COMMA || c === SPACE) break;
+    if (isControl(c)) fail(`control character ${controlName(c)} in the measurement`, pos);
     if (c === BACKSLASH && pos + 1 < END) {
       const d = T.charCodeAt(pos + 1);
       if (d === COMMA || d === SPACE) {
@@ -200,6 +196,7 @@ function scanKey(s: number): number {
       c = T.charCodeAt(pos);
       if (c === EQUALS) break;
       if (c === COMMA || c === SPACE) fail(pos === ks ? 'missing tag key' : "missing '=' after tag key", pos);
+      if (isControl(c)) fail(`control character ${controlName(c)} in a tag key`, pos);
       if (c === BACKSLASH && pos + 1 < END) {
         const d = T.charCodeAt(pos + 1);
         if (d === COMMA || d === SPACE || d === EQUALS) {
@@ -408,17 +405,6 @@ function scanString(q: number, name: string): string | null {
   return v;
 }
 
-/** Floors µs to whole units (exact: % and a division of a multiple are exact on integers below 2^53). */
-function floorDiv(us: number, unit: number): number {
-  const r = us % unit;
-  const q = (us - r) / unit;
-  return r < 0 ? q - 1 : q;
-}
-
-function unitUs(precision: Precision): number {
-  return precision === 's' ? 1_000_000 : precision === 'ms' ? 1000 : 1;
-}
-
 function scanTime(s: number): number {
   let pos = s;
   let c = T.charCodeAt(pos);
@@ -493,6 +479,7 @@ function parseEntry(s: number): Point | null {
         const c = T.charCodeAt(pos);
         if (c === EQUALS) break;
         if (c === COMMA || c === SPACE) fail(pos === ks ? 'missing field key' : `missing '=' after field key '${T.slice(ks, pos)}'`, pos);
+        if (isControl(c)) fail(`control character ${controlName(c)} in a field key`, pos);
         if (c === BACKSLASH && pos + 1 < END) {
           const d = T.charCodeAt(pos + 1);
           if (d === COMMA || d === SPACE || d === EQUALS) {
@@ -566,6 +553,16 @@ export function floorToPrecision(us: number, precision: Precision): number {
   return unit === 1 ? Math.floor(us) : floorDiv(us, unit) * unit;
 }
 
+/**
+ * Rejects the entry when T[from, to) holds an unpaired surrogate: an invalid UTF-8 byte as the byte
+ * decoders (utf8.ts) escape it, or a broken string from elsewhere. Such text has no UTF-8 form, and
+ * storing U+FFFD instead would alter the value (and merge different bad bytes into one series).
+ */
+function checkWellFormed(from: number, to: number): void {
+  const i = firstLoneSurrogate(T, from, to);
+  if (i !== -1) fail(describeLoneSurrogate(T.charCodeAt(i)), i);
+}
+
 function clip(s: string): string {
   return s.length > MAX_REJECT_TEXT ? s.slice(0, MAX_REJECT_TEXT) + '…' : s;
 }
@@ -582,6 +579,8 @@ export function parseChunk(text: string, pos: number, final: boolean, st: ChunkS
   PREC = st.precision;
   DEFAULT_US = st.defaultTimeUs;
   const n = text.length;
+  // Most texts are well-formed: one native scan per call, and lines are only checked when it fails.
+  const wellFormed = isWellFormedText(pos === 0 ? text : text.slice(pos));
   while (pos < n) {
     if (out.points.length + out.rejects.length >= maxItems) break;
     let nl = text.indexOf('\n', pos);
@@ -605,7 +604,10 @@ export function parseChunk(text: string, pos: number, final: boolean, st: ChunkS
     EXTRA = 0;
     let p: Point | null;
     try {
+      if (!wellFormed) checkWellFormed(pos, nl);
       p = parseEntry(s);
+      // A string value that ran over line ends: its further lines are checked too.
+      if (!wellFormed && p !== null && NL > nl) checkWellFormed(nl, NL);
     } catch (err) {
       if (!(err instanceof LineProtocolError)) throw err;
       const error = err.lineOffset > 0 ? `${err.reason} at line ${st.line + err.lineOffset} column ${err.column}` : err.message;
@@ -656,289 +658,13 @@ export function parseLine(line: string, precision: Precision = 'ns', defaultTime
   END = e;
   NL = nl;
   EXTRA = 0;
+  const wellFormed = isWellFormedText(line);
+  if (!wellFormed) checkWellFormed(0, nl);
   const p = parseEntry(s)!; // FINAL: never incomplete
+  if (!wellFormed) checkWellFormed(0, NL);
   for (let i = NL + 1; i < line.length; i++) {
     const d = line.charCodeAt(i);
     if (!isBlank(d) && d !== CR && d !== LF) fail('more than one line', i);
   }
   return p;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Serialization. Everything written parses back to the same point, with this parser and with InfluxDB
-// 1.x's, up to what line protocol cannot express. InfluxDB 1.x's own scanners disagree with its
-// documented escaping around backslashes (its field-key scanner treats `\\` as an escaped backslash and
-// its name unescaper also turns `\=` and `\"` into `=` and `"`; checked against influxd 1.6.7), so
-// keys are normalised the same way everywhere (seriesKey, serializeLine, serializePoint), keeping the
-// store's series identity and its export in agreement:
-// - a run of backslashes directly before `,` `=` space `"` a line break or the end of a key (measurement,
-//   tag key, tag value, field key) is removed: no reader agrees on what it means (and a trailing backslash
-//   would escape the separator after it);
-// - a line break in a key becomes a space (line protocol has no escape for it);
-// - tags whose key or value is empty (after the above) are left out, as InfluxDB does; of two tags whose
-//   keys became equal the first in sort order is kept;
-// - NaN and ±Inf floats have no line-protocol form (InfluxDB rejects them): such a field is left out of
-//   the line and counted in SerializeStats.skippedFields. Writing them as strings would change the
-//   field's type and make InfluxDB reject the whole line for a type conflict;
-// - blanks before the fields are skipped by readers, so a field whose key starts with a tab or NUL is
-//   never written first (the next field is moved before it);
-// - a line with no writable field left, an empty measurement, one that starts with `#` (a comment) or a
-//   tab or NUL (skipped as indentation), or a time outside ±(2^53 − 1) µs is not written: '' is returned
-//   and skippedPoints counted;
-// - times coarser than µs are floored (not rounded) to the precision: an exported time never lies after
-//   the stored one, and ms or s data imported at that precision round-trips exactly.
-
-export interface SerializeStats {
-  /** Fields left out: NaN/±Inf floats, empty field keys, integers outside int64. */
-  skippedFields: number;
-  /** Points not written at all (nothing writable left, or a measurement that cannot be written). */
-  skippedPoints: number;
-}
-
-function isKeySpecial(c: number): boolean {
-  return c === COMMA || c === SPACE || c === EQUALS || c === QUOTE || c === LF;
-}
-
-/** Escapes one key part: measurement (comma, space) or tag key / tag value / field key (also equals). */
-function escapeKeyPart(s: string, equals: boolean): string {
-  const n = s.length;
-  let i = 0;
-  for (; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c === COMMA || c === SPACE || c === BACKSLASH || c === LF || (equals && c === EQUALS)) break;
-  }
-  if (i === n) return s;
-  let out = s.slice(0, i);
-  let last = i;
-  for (; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c === BACKSLASH) {
-      let j = i + 1;
-      while (j < n && s.charCodeAt(j) === BACKSLASH) j++;
-      if (j === n || isKeySpecial(s.charCodeAt(j))) {
-        out += s.slice(last, i);
-        last = j;
-      }
-      i = j - 1;
-    } else if (c === COMMA || c === SPACE || (equals && c === EQUALS)) {
-      out += s.slice(last, i) + '\\';
-      last = i;
-    } else if (c === LF) {
-      out += s.slice(last, i) + '\\ ';
-      last = i + 1;
-    }
-  }
-  return out + s.slice(last);
-}
-
-export function escapeMeasurement(s: string): string {
-  return escapeKeyPart(s, false);
-}
-
-/** Escapes a tag key, tag value or field key. */
-export function escapeTag(s: string): string {
-  return escapeKeyPart(s, true);
-}
-
-export function escapeStringValue(s: string): string {
-  if (s.indexOf('"') === -1 && s.indexOf('\\') === -1) return s;
-  let out = '';
-  let last = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === QUOTE || c === BACKSLASH) {
-      out += s.slice(last, i) + '\\';
-      last = i;
-    }
-  }
-  return out + s.slice(last);
-}
-
-/**
- * Orders strings by their UTF-8 bytes (= code points), as Go's bytes.Compare orders InfluxDB tag keys.
- * Plain `<` compares UTF-16 units, which puts U+E000–U+FFFF after astral characters.
- */
-export function compareUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x >= 0xd800 && y >= 0xd800) {
-      // Surrogates (D800–DFFF) stand for code points above FFFF: move them above E000–FFFF.
-      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-    }
-    return x - y;
-  }
-  return a.length - b.length;
-}
-
-/**
- * The canonical series key: escaped `measurement,k1=v1,k2=v2` with tags sorted by escaped key in byte
- * order, which is how InfluxDB keys a series. It is also valid line-protocol text for serializeLine.
- */
-export function seriesKey(measurement: string, tags: Tags): string {
-  const key = escapeKeyPart(measurement, false);
-  const names = Object.keys(tags);
-  if (names.length === 0) return key;
-  if (names.length === 1) {
-    const k = escapeKeyPart(names[0], true);
-    const v = escapeKeyPart(tags[names[0]], true);
-    return k === '' || v === '' ? key : key + ',' + k + '=' + v;
-  }
-  const pairs: [string, string][] = [];
-  for (const name of names) {
-    const k = escapeKeyPart(name, true);
-    const v = escapeKeyPart(tags[name], true);
-    if (k !== '' && v !== '') pairs.push([k, v]);
-  }
-  pairs.sort((a, b) => compareUtf8(a[0], b[0]));
-  let out = key;
-  for (let i = 0; i < pairs.length; i++) {
-    const [k, v] = pairs[i];
-    if (i > 0 && k === pairs[i - 1][0]) continue;
-    out += ',' + k + '=' + v;
-  }
-  return out;
-}
-
-/** Reads one escaped key part of a series key from i; stops at an unescaped comma (and '=' if stopAtEquals). */
-function readKeyPart(s: string, i: number, equals: boolean, stopAtEquals: boolean): [string, number] {
-  const n = s.length;
-  let out = '';
-  let last = i;
-  for (; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c === BACKSLASH && i + 1 < n) {
-      const d = s.charCodeAt(i + 1);
-      if (d === COMMA || d === SPACE || (equals && d === EQUALS)) {
-        out += s.slice(last, i);
-        last = i + 1;
-        i++;
-      }
-      continue;
-    }
-    if (c === COMMA || (stopAtEquals && c === EQUALS)) break;
-  }
-  return [out + s.slice(last, i), i];
-}
-
-/** The inverse of seriesKey. */
-export function parseSeriesKey(key: string): { measurement: string; tags: Tags } {
-  const [measurement, end] = readKeyPart(key, 0, false, false);
-  const tags: Tags = {};
-  let i = end;
-  while (i < key.length) {
-    const [k, ke] = readKeyPart(key, i + 1, true, true);
-    const [v, ve] = readKeyPart(key, ke + 1, true, false);
-    setProp(tags, k, v);
-    i = ve;
-  }
-  return { measurement, tags };
-}
-
-/** A field value in line-protocol form, or null when it has none (NaN, ±Inf, an integer outside int64). */
-export function formatFieldValue(v: FieldValue): string | null {
-  switch (typeof v) {
-    case 'number':
-      if (v !== v || v === Infinity || v === -Infinity) return null;
-      // String() gives the shortest text that reads back to the same double ("1e+21", "5e-324"); a bare
-      // integral number is a float in line protocol, so only -0 needs help (String(-0) is "0").
-      return v === 0 ? (1 / v < 0 ? '-0' : '0') : String(v);
-    case 'bigint':
-      return v >= INT64_MIN && v <= INT64_MAX ? v.toString() + 'i' : null;
-    case 'boolean':
-      return v ? 'true' : 'false';
-    case 'string':
-      return '"' + escapeStringValue(v) + '"';
-    default:
-      return v instanceof Unsigned ? v.value.toString() + 'u' : null;
-  }
-}
-
-/** The timestamp text in the given precision; coarser precisions floor. */
-export function formatTime(timeUs: number, precision: Precision): string {
-  switch (precision) {
-    case 'ns':
-      return timeUs === 0 ? '0' : String(timeUs) + '000';
-    case 'us':
-      return String(timeUs === 0 ? 0 : timeUs);
-    default: {
-      const t = floorDiv(timeUs, unitUs(precision));
-      return String(t === 0 ? 0 : t);
-    }
-  }
-}
-
-function writableKey(key: string): boolean {
-  if (key.length === 0) return false;
-  const c = key.charCodeAt(0);
-  return c !== COMMA && c !== HASH && c !== TAB && c !== NUL;
-}
-
-function writableTime(timeUs: number): boolean {
-  return Number.isInteger(timeUs) && timeUs >= MIN_TIME_US && timeUs <= MAX_TIME_US;
-}
-
-// The field list being written. A key that starts with a blank waits until another field is first.
-let fBody = '';
-let fDeferred = '';
-
-function addField(name: string, value: FieldValue, stats: SerializeStats | undefined): void {
-  const k = escapeKeyPart(name, true);
-  const v = formatFieldValue(value);
-  if (k === '' || v === null) {
-    if (stats) stats.skippedFields++;
-    return;
-  }
-  if (fBody !== '') fBody += ',' + k + '=' + v;
-  else if (isBlank(k.charCodeAt(0))) fDeferred += ',' + k + '=' + v;
-  else {
-    fBody = k + '=' + v + fDeferred;
-    fDeferred = '';
-  }
-}
-
-function finishLine(key: string, timeUs: number, precision: Precision, stats: SerializeStats | undefined): string {
-  const body = fBody;
-  fBody = '';
-  fDeferred = '';
-  if (body === '') {
-    if (stats) stats.skippedPoints++;
-    return '';
-  }
-  return key + ' ' + body + ' ' + formatTime(timeUs, precision);
-}
-
-/**
- * One line (no line break) from a series key (see seriesKey) and the fields in their order. Returns ''
- * when nothing can be written (see above); callers skip it (an empty line would also be harmless).
- */
-export function serializeLine(
-  key: string,
-  fields: Iterable<readonly [string, FieldValue]>,
-  timeUs: number,
-  precision: Precision = 'ns',
-  stats?: SerializeStats,
-): string {
-  fBody = fDeferred = '';
-  if (!writableKey(key) || !writableTime(timeUs)) {
-    if (stats) stats.skippedPoints++;
-    return '';
-  }
-  for (const [name, value] of fields) addField(name, value, stats);
-  return finishLine(key, timeUs, precision, stats);
-}
-
-/** One point as one line (no line break); '' when nothing of it can be written. */
-export function serializePoint(p: Point, precision: Precision = 'ns', stats?: SerializeStats): string {
-  const key = seriesKey(p.measurement, p.tags);
-  fBody = fDeferred = '';
-  if (!writableKey(key) || !writableTime(p.timeUs)) {
-    if (stats) stats.skippedPoints++;
-    return '';
-  }
-  for (const name of Object.keys(p.fields)) addField(name, p.fields[name], stats);
-  return finishLine(key, p.timeUs, precision, stats);
 }

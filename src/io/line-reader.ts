@@ -2,9 +2,9 @@
 // points and rejects without ever holding the whole input. Memory is one decoded chunk plus the tail of
 // an entry that is not complete yet (at most maxLineLength characters) plus one batch.
 import { createReadStream } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { MAX_REJECT_TEXT, floorToPrecision, parseChunk, type ChunkState, type ParseResult } from '../core/line-protocol.js';
 import { nowUs, type Precision } from '../core/time.js';
+import { EscapingUtf8Decoder } from '../core/utf8.js';
 
 export interface ReadOptions {
   /** Unit of the timestamps in the input (default ns). */
@@ -38,7 +38,8 @@ export function openInput(path: string): NodeJS.ReadableStream {
 /**
  * Yields batches of at most batchSize points + rejects, in input order. Handles CRLF, a last line without a
  * newline, a UTF-8 BOM, multi-byte characters split across chunks (a string chunk is taken as already
- * decoded) and string values whose raw newlines span chunks.
+ * decoded) and string values whose raw newlines span chunks. A line whose bytes are not UTF-8 is
+ * rejected with its number, like any other bad line.
  */
 export async function* readLineProtocol(
   input: AsyncIterable<Uint8Array | string>,
@@ -48,7 +49,8 @@ export async function* readLineProtocol(
   const batchSize = Math.max(1, options.batchSize ?? 5000);
   const maxLine = Math.max(1, options.maxLineLength ?? 4 * 1024 * 1024);
   const st: ChunkState = { precision, defaultTimeUs: floorToPrecision(options.defaultTimeUs ?? nowUs(), precision), line: 1 };
-  const decoder = new StringDecoder('utf8');
+  // Not StringDecoder: it turns invalid bytes into U+FFFD, and the parser must see them to reject their line.
+  const decoder = new EscapingUtf8Decoder();
   let batch: ParseResult = { points: [], rejects: [] };
   let carry = '';
   let bytesRead = 0;

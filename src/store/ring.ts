@@ -36,6 +36,7 @@ import { StoreClosedError, StoreFullError, StoreOpenError } from './errors.js';
 import { addIds, containsId, outsideRangesSql, type IdRange } from './ranges.js';
 import { CommitMarkTable, marksOf } from './marks.js';
 import type { CommitMark } from '../core/component.js';
+import { reorderSeriesKeys } from './series-keys.js';
 import { aggregateRaw, aggregateRollup, statesToGroup, type WindowStates } from './rollup.js';
 import { SMALL_WAL_BYTES, planCapacity, type CapacityPlan } from './capacity.js';
 import { makeRoom, type EvictionCandidate, type EvictionHost } from './eviction.js';
@@ -350,6 +351,7 @@ export class SqliteRing {
         ring.markNewTiers();
         ring.sealFullChunks();
         ring.countTotals();
+        ring.migrateOnce('series_key_order', () => reorderSeriesKeys(db));
       }
       ring.totalsKept = ring.migrated('tier_totals');
       return ring;
