@@ -172,7 +172,7 @@ describe('answers that do not match the request (TCP)', () => {
       ['noisy', 55n],
     ]);
     const c = m.stats().counters!;
-    expect(c).toMatchObject({ mismatched_replies: 8, late_replies: 0, timeouts: 0, breaker_opens: 0 });
+    expect(c).toMatchObject({ mismatched_replies: 8, mismatched_requests: 4, late_replies: 0, timeouts: 0, breaker_opens: 0 });
     expect(m.stats().errors).toBe(4);
     const logs = ctx.log.entries.filter((e) => e.level !== 'debug');
     expect(logs.map((e) => [e.level, e.obj.unit_id, e.obj.outcome, e.msg])).toEqual([

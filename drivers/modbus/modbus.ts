@@ -84,6 +84,7 @@ export class ModbusInput implements Input {
     protocol_errors: 0,
     late_replies: 0,
     mismatched_replies: 0,
+    mismatched_requests: 0,
     breaker_skips: 0,
     breaker_opens: 0,
     bus_down_polls: 0,
@@ -341,6 +342,7 @@ export class ModbusInput implements Input {
         case 'mismatched':
           // Something answers (not a timeout, not the breaker's business), but never this request.
           dev.plan.unanswered(request);
+          this.counters.mismatched_requests++;
           this.stats_.errors++;
           this.setOutcome(dev, request, 'mismatched', { error: result.message });
           break;

@@ -14,7 +14,7 @@ const DRIVER_LEVELS = new Set(['inflight']);
 function modbusErrorCode(counter: string): string | undefined {
   const m = /^exception_(\d+)$/.exec(counter);
   if (m) return m[1];
-  return ({ timeouts: 'timeout', crc_errors: 'crc', protocol_errors: 'protocol' } as Record<string, string>)[counter];
+  return ({ timeouts: 'timeout', crc_errors: 'crc', protocol_errors: 'protocol', mismatched_requests: 'mismatched' } as Record<string, string>)[counter];
 }
 
 /** Counters are set from cumulative values the agent already keeps: reset, then add the total. */
