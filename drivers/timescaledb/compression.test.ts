@@ -8,35 +8,18 @@
 //   row-exact insert it switches to runs against PostgreSQL: a replay mixing stored and new rows adds
 //   exactly the new ones. The database "with TimescaleDB 2.17.2" is a stand-in: the extension version
 //   the output reads is replaced, and timescaledb_information.hypertables is a view the test creates.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pgLib from 'pg';
 import type { Point } from '../../src/core/point.js';
-import { startPostgres, type PostgresServer } from '../../test/helpers/postgres.js';
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from '../../test/helpers/sync.js';
 import { SqliteRing } from '../../src/store/ring.js';
 import type { TimescaledbOutputConfig } from './schema.js';
 import { createTableSql, rowExactInsertSql, timeBounds, TimescaledbOutput, type CatalogReads } from './timescaledb.js';
 import { hypertableInfo, needsRowExactInsert, parseVersion, schemaError } from './target.js';
 
-let pg: PostgresServer;
-let dbCount = 0;
-const cleanup: (() => Promise<void> | void)[] = [];
+import { usePostgres } from './testing/fixture.js';
 
-beforeAll(async () => {
-  pg = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await pg?.close();
-});
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-async function newDatabase(): Promise<string> {
-  const name = `c${++dbCount}`;
-  await pg.query(`CREATE DATABASE ${name}`);
-  return `postgres://postgres@127.0.0.1:${pg.port}/${name}`;
-}
+const db = usePostgres('c');
 
 async function q<R extends pgLib.QueryResultRow = Record<string, unknown>>(url: string, sql: string): Promise<R[]> {
   const client = new pgLib.Client({ connectionString: url });
@@ -56,7 +39,7 @@ function start(ring: SqliteRing, url: string, catalog: Partial<CatalogReads> = {
   const log = new CaptureLogger();
   const output = new TimescaledbOutput(config(url), { id: 'up', log, agentId: 'test' }, { catalog, compressionRecheckMs });
   const sync = engine(output, ring, { log, settings });
-  cleanup.push(() => sync.stop());
+  db.cleanup.push(() => sync.stop());
   return { sync, output, log };
 }
 
@@ -81,14 +64,14 @@ async function counts(url: string): Promise<{ n: number; d: number }> {
 
 describe('the unique key on a table where CREATE UNIQUE INDEX is refused (stand-in for a compressed hypertable)', () => {
   it('with the key already there, the check skips creation and delivery goes on', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const sql = createTableSql('sensor_data');
     await q(url, sql.table);
     await q(url, sql.index);
     await q(url, REFUSE_CREATE_INDEX);
     const points = makePoints(4, 50);
     const ring = ringWith(points);
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, log } = start(ring, url);
     await sync.start();
     await until(drained(ring), 15_000, 'drained');
@@ -99,12 +82,12 @@ describe('the unique key on a table where CREATE UNIQUE INDEX is refused (stand-
   });
 
   it('an existing unique key of another name, columns in another order, is used as it is', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, createTableSql('sensor_data').table);
     await q(url, 'CREATE UNIQUE INDEX my_key ON sensor_data (time, tags, field, measurement)');
     await q(url, REFUSE_CREATE_INDEX);
     const ring = ringWith(makePoints(2, 20));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync } = start(ring, url);
     await sync.start();
     await until(drained(ring), 15_000, 'drained');
@@ -113,11 +96,11 @@ describe('the unique key on a table where CREATE UNIQUE INDEX is refused (stand-
   });
 
   it('without the key and creation refused: paused once as a configuration error naming the statement, no retry loop, data kept', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, createTableSql('sensor_data').table);
     await q(url, REFUSE_CREATE_INDEX);
     const ring = ringWith(makePoints(2, 10));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     // Paused outputs try again every minute (the default); a loop would try again within milliseconds.
     const { sync, log } = start(ring, url, {}, { pausedRetryMs: 60_000 });
     await sync.start();
@@ -138,11 +121,11 @@ describe('the unique key on a table where CREATE UNIQUE INDEX is refused (stand-
   });
 
   it('an index of the key name that is not the key: paused, naming it, rather than writing without a key', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, createTableSql('sensor_data').table);
     await q(url, 'CREATE INDEX sensor_data_sluice_key ON sensor_data (measurement, time)');
     const ring = ringWith(makePoints(2, 10));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync } = start(ring, url);
     await sync.start();
     await until(() => sync.stats().paused === 'fatal', 10_000, 'paused');
@@ -213,12 +196,12 @@ const asTimescaledb = (version: string): Partial<CatalogReads> => ({ timescaledb
 
 describe('row-exact replays, against PostgreSQL', () => {
   it('a replay mixing stored and new rows (first stored, second new, …) adds exactly the new ones', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, STAND_IN_HYPERTABLES(true));
     const points = makePoints(3, 40);
     // Every other point was delivered before (the first of the replay among them).
     const before = ringWith(points.filter((_, i) => i % 2 === 0));
-    cleanup.push(() => before.close());
+    db.cleanup.push(() => before.close());
     const first = start(before, url);
     await first.sync.start();
     await until(drained(before), 15_000, 'first half');
@@ -226,7 +209,7 @@ describe('row-exact replays, against PostgreSQL', () => {
     expect(first.output.counters()).toMatchObject({ row_exact_statements: 0 });
 
     const ring = ringWith(points);
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, output, log } = start(ring, url, asTimescaledb('2.17.2'));
     await sync.start();
     await until(drained(ring), 15_000, 'replay');
@@ -244,10 +227,10 @@ describe('row-exact replays, against PostgreSQL', () => {
       ['2.18.1', true],
       ['2.17.2', false],
     ] as const) {
-      const url = await newDatabase();
+      const url = await db.newDatabase();
       await q(url, STAND_IN_HYPERTABLES(compression));
       const ring = ringWith(makePoints(2, 10));
-      cleanup.push(() => ring.close());
+      db.cleanup.push(() => ring.close());
       const { sync, output } = start(ring, url, asTimescaledb(version));
       await sync.start();
       await until(drained(ring), 15_000, 'drained');
@@ -257,13 +240,13 @@ describe('row-exact replays, against PostgreSQL', () => {
   });
 
   it('compression enabled while the output runs: it switches to row-exact inserts at the next look', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, `CREATE TABLE stand_in_compression (on_ boolean NOT NULL); INSERT INTO stand_in_compression VALUES (false);
       CREATE SCHEMA timescaledb_information;
       CREATE VIEW timescaledb_information.hypertables AS
         SELECT 'public'::name AS hypertable_schema, 'sensor_data'::name AS hypertable_name, on_ AS compression_enabled FROM stand_in_compression;`);
     const ring = SqliteRing.open(ringOptions());
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, output, log } = start(ring, url, asTimescaledb('2.17.2'), {}, 300);
     await sync.start();
     await ring.write(makePoints(2, 5));
@@ -280,12 +263,12 @@ describe('row-exact replays, against PostgreSQL', () => {
 
   it('the row-exact statement: keys repeated within one statement are stored once, the first value kept', async () => {
     // The ring merges a repeated key before it leaves the store, so the statement is run by hand here.
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, createTableSql('sensor_data').table);
     await q(url, createTableSql('sensor_data').index);
     const client = new pgLib.Client({ connectionString: url });
     await client.connect();
-    cleanup.push(() => client.end());
+    db.cleanup.push(() => client.end());
     const row = (us: number, value: number) => ({ us, value });
     const run = async (rows: { us: number; value: number }[]) => {
       const n = rows.length;
@@ -316,9 +299,9 @@ describe('row-exact replays, against PostgreSQL', () => {
 
 describe('TimescaleDB-only statements degrade to a clear error', () => {
   it('a timescaledb extension without timescaledb_information.hypertables: paused, naming the view and the version needed', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = ringWith(makePoints(1, 5));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, log } = start(ring, url, asTimescaledb('1.7.5'));
     await sync.start();
     await until(() => sync.stats().paused === 'fatal', 10_000, 'paused');
@@ -328,11 +311,11 @@ describe('TimescaleDB-only statements degrade to a clear error', () => {
   });
 
   it('the hypertable query against the stand-in view, schema-qualified or not', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, STAND_IN_HYPERTABLES(true));
     const client = new pgLib.Client({ connectionString: url });
     await client.connect();
-    cleanup.push(() => client.end());
+    db.cleanup.push(() => client.end());
     expect(await hypertableInfo(client, 'sensor_data')).toEqual({ hypertable: true, compressionEnabled: true });
     expect(await hypertableInfo(client, 'public.sensor_data')).toEqual({ hypertable: true, compressionEnabled: true });
     expect(await hypertableInfo(client, 'other.sensor_data')).toEqual({ hypertable: false, compressionEnabled: false });

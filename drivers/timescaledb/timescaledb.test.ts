@@ -4,36 +4,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { serializePoint } from '../../src/core/line-protocol.js';
 import { Unsigned, type Point } from '../../src/core/point.js';
 import { SqliteRing, type SqliteRing as Ring } from '../../src/store/ring.js';
 import { CLI, sluice } from '../../test/helpers/cli.js';
-import { startPostgres, type PostgresServer } from '../../test/helpers/postgres.js';
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from '../../test/helpers/sync.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
+import { usePostgres } from './testing/fixture.js';
 import type { TimescaledbOutputConfig } from './schema.js';
 import { TimescaledbOutput } from './timescaledb.js';
 
-let pg: PostgresServer;
-let dbCount = 0;
-const cleanup: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  pg = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await pg?.close();
-});
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-async function newDatabase(): Promise<string> {
-  const name = `t${++dbCount}`;
-  await pg.query(`CREATE DATABASE ${name}`);
-  return `postgres://postgres@127.0.0.1:${pg.port}/${name}`;
-}
+const db = usePostgres('t');
 
 function config(url: string, extra: Partial<TimescaledbOutputConfig> = {}): TimescaledbOutputConfig {
   return { type: 'timescaledb', url, layout: 'narrow', table: 'sensor_data', table_template: '{measurement}', new_columns: 'add', resolution: 'raw', batch_size: 5000, flush_interval: 200, timeout: 5000, ...extra };
@@ -54,7 +36,7 @@ function start(ring: Ring, cfg: TimescaledbOutputConfig, settings = {}) {
   const log = new CaptureLogger();
   const output = new TimescaledbOutput(cfg, { id: 'up', log, agentId: 'test' });
   const sync = engine(output, ring, { log, settings });
-  cleanup.push(() => sync.stop());
+  db.cleanup.push(() => sync.stop());
   return { sync, output, log };
 }
 
@@ -108,13 +90,13 @@ async function expectAllRows(url: string, points: Point[]): Promise<void> {
 
 describe('timescaledb output, against PostgreSQL 15', () => {
   it('creates its table (plain PostgreSQL: no hypertable), with the unique key, and stores every value exactly', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const points = [
       ...makePoints(10, 300),
       { measurement: 'edge', tags: { 'we"ird': 'q\\uo,te', zone: 'é✓' }, fields: { nan: NaN, inf: -Infinity, big: new Unsigned(2n ** 64n - 1n), neg: -0, s: 'line\nbreak "q" \\' }, timeUs: -1_000_001 },
     ];
     const ring = ringWith(points);
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, output } = start(ring, config(url));
     await sync.start();
     await until(drained(ring), 30_000, 'drained');
@@ -147,12 +129,12 @@ describe('timescaledb output, against PostgreSQL 15', () => {
   });
 
   it('a schema-qualified table; a replay of delivered data adds no row', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     await q(url, 'CREATE SCHEMA telemetry');
     const points = makePoints(3, 100);
     const dir = tmpDir();
     const ring = ringWith(points, ringOptions(dir));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const cfg = config(url, { table: 'telemetry.readings' });
     const first = start(ring, cfg);
     await first.sync.start();
@@ -162,7 +144,7 @@ describe('timescaledb output, against PostgreSQL 15', () => {
     const other = new TimescaledbOutput(cfg, { id: 'again', log: new CaptureLogger(), agentId: 'test' });
     const { RingSource } = await import('../../src/sync/source.js');
     const sync = engine(other, ring, { id: 'again', source: new RingSource(ring, 'again') });
-    cleanup.push(() => sync.stop());
+    db.cleanup.push(() => sync.stop());
     await sync.start();
     await until(() => ring.outputStatus('again').backlog_points === 0, 30_000, 'replayed');
     expect(other.counters()).toMatchObject({ rows_inserted: 0, rows_already_present: points.length * 5 });
@@ -171,11 +153,11 @@ describe('timescaledb output, against PostgreSQL 15', () => {
   });
 
   it('a value PostgreSQL refuses (a NUL in a string): that point is rejected, the rest stored', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const points = makePoints(4, 250);
     points[321] = { ...points[321], fields: { ...points[321].fields, state: 'bad\u0000value' } };
     const ring = ringWith(points);
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync } = start(ring, config(url));
     await sync.start();
     await until(drained(ring), 30_000, 'drained');
@@ -184,9 +166,9 @@ describe('timescaledb output, against PostgreSQL 15', () => {
   });
 
   it('the database goes away and comes back: nothing lost', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = SqliteRing.open(ringOptions());
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync } = start(ring, config(url));
     await sync.start();
     const all: Point[] = [];
@@ -197,12 +179,12 @@ describe('timescaledb output, against PostgreSQL 15', () => {
     };
     for (let i = 0; i < 10; i++) await step(i);
     await until(() => ring.outputStatus('up').sent_points >= 50, 20_000, 'first deliveries');
-    await pg.stop();
+    await db.server.stop();
     for (let i = 10; i < 40; i++) {
       await step(i);
       await new Promise((r) => setTimeout(r, 30));
     }
-    await pg.start();
+    await db.server.start();
     for (let i = 40; i < 50; i++) await step(i);
     await until(drained(ring), 30_000, 'drained after the restart');
     await expectAllRows(url, all);
@@ -211,8 +193,8 @@ describe('timescaledb output, against PostgreSQL 15', () => {
 
   it('an unknown database: paused as a configuration error, data kept', async () => {
     const ring = ringWith(makePoints(2, 10));
-    cleanup.push(() => ring.close());
-    const { sync, log } = start(ring, config(`postgres://postgres@127.0.0.1:${pg.port}/no_such_db`));
+    db.cleanup.push(() => ring.close());
+    const { sync, log } = start(ring, config(`postgres://postgres@127.0.0.1:${db.server.port}/no_such_db`));
     await sync.start();
     await until(() => sync.stats().paused === 'fatal', 10_000, 'paused');
     expect(ring.outputStatus('up').backlog_points).toBe(20);
@@ -220,7 +202,7 @@ describe('timescaledb output, against PostgreSQL 15', () => {
   });
 
   it('the agent killed with SIGKILL mid-drain, then restarted: no row twice, every value present', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const dir = tmpDir();
     const points = makePoints(30, 1000);
     writeFileSync(join(dir, 'backlog.lp'), points.map((p) => serializePoint(p, 'ms')).join('\n') + '\n');
@@ -250,7 +232,7 @@ describe('timescaledb output, against PostgreSQL 15', () => {
 
     const run = (): ChildProcess => {
       const child = spawn(process.execPath, [CLI, 'run', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-      cleanup.push(() => {
+      db.cleanup.push(() => {
         if (child.exitCode === null) child.kill('SIGKILL');
       });
       return child;

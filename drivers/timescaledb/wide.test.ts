@@ -6,38 +6,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pgLib from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { serializePoint } from '../../src/core/line-protocol.js';
 import { Unsigned, type Point } from '../../src/core/point.js';
 import { SqliteRing, type SqliteRing as Ring } from '../../src/store/ring.js';
 import { RingSource, RollupSource } from '../../src/sync/source.js';
 import { CLI, sluice } from '../../test/helpers/cli.js';
-import { startPostgres, type PostgresServer } from '../../test/helpers/postgres.js';
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from '../../test/helpers/sync.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
+import { usePostgres } from './testing/fixture.js';
 import { createTableSql } from './narrow.js';
 import type { TimescaledbOutputConfig } from './schema.js';
 import { TimescaledbOutput } from './timescaledb.js';
 
-let pg: PostgresServer;
-let dbCount = 0;
-const cleanup: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  pg = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await pg?.close();
-});
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-async function newDatabase(): Promise<string> {
-  const name = `w${++dbCount}`;
-  await pg.query(`CREATE DATABASE ${name}`);
-  return `postgres://postgres@127.0.0.1:${pg.port}/${name}`;
-}
+const db = usePostgres('w');
 
 function config(url: string, extra: Partial<TimescaledbOutputConfig> = {}): TimescaledbOutputConfig {
   return { type: 'timescaledb', url, table_template: '{measurement}', new_columns: 'add', resolution: 'raw', batch_size: 5000, flush_interval: 200, timeout: 5000, ...extra };
@@ -57,7 +39,7 @@ function start(ring: Ring, cfg: TimescaledbOutputConfig, id = 'up') {
   const log = new CaptureLogger();
   const output = new TimescaledbOutput(cfg, { id, log, agentId: 'test' });
   const sync = engine(output, ring, { id, log, source: new RingSource(ring, id) });
-  cleanup.push(() => sync.stop());
+  db.cleanup.push(() => sync.stop());
   return { sync, output, log };
 }
 
@@ -98,14 +80,14 @@ async function expectPlant(url: string, points: Point[]): Promise<void> {
 
 describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   it('the default for a new database: a table per measurement, a column per tag (text) and per field (typed), the key on (tags…, time)', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const points = makePoints(4, 50);
     const edge: Point[] = [
       { measurement: 'edge', tags: { zone: 'é✓', 'we"ird': 'q\\uo,te' }, fields: { big: new Unsigned(2n ** 64n - 1n), s: 'line\nbreak "q" \\', nan: NaN }, timeUs: -1_000_001 },
       { measurement: 'edge', tags: { zone: 'z2' }, fields: { big: new Unsigned(5n), s: 'second' }, timeUs: -1_000_001 },
     ];
     const ring = ringWith([...points, ...edge]);
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, output, log } = start(ring, config(url));
     await sync.start();
     await until(drained(ring), 30_000, 'drained');
@@ -138,9 +120,9 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('new tags and fields mid-stream: columns added, the key extended, old rows keep their identity; a replay adds nothing', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = SqliteRing.open(ringOptions());
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, output } = start(ring, config(url));
     await sync.start();
     const first: Point[] = Array.from({ length: 20 }, (_, i) => ({ measurement: 'plant', tags: { device: 'd1' }, fields: { temperature: 20 + i / 10 }, timeUs: (1_700_000_000_000 + i * 1000) * 1000 }));
@@ -173,9 +155,9 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('a field that changes type: those points rejected, naming the column and both types; the rest delivered', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = SqliteRing.open(ringOptions());
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, log } = start(ring, config(url));
     await sync.start();
     await ring.write(makePoints(2, 10));
@@ -193,9 +175,9 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('new_columns: reject: points with a tag or field the table has no column for are rejected, the rest delivered', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = SqliteRing.open(ringOptions());
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, log } = start(ring, config(url, { new_columns: 'reject' }));
     await sync.start();
     await ring.write([{ measurement: 'plant', tags: { device: 'd1' }, fields: { temperature: 1 }, timeUs: 1_000_000 }]);
@@ -212,9 +194,9 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('compression on plain PostgreSQL: paused as a configuration error that says why, data kept', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = ringWith(makePoints(2, 10));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, log } = start(ring, config(url, { compression: { segment_by: ['sensor'], after: 7 * 86_400_000 } }));
     await sync.start();
     await until(() => sync.stats().paused === 'fatal', 10_000, 'paused');
@@ -224,13 +206,13 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('an existing narrow table (layout unset): kept, said so in the log, written as before', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const sql = createTableSql('readings');
     await q(url, sql.table);
     await q(url, sql.index);
     const points = makePoints(2, 10);
     const ring = ringWith(points);
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const { sync, output, log } = start(ring, config(url, { table: 'readings' }));
     await sync.start();
     await until(drained(ring), 20_000, 'drained');
@@ -241,9 +223,9 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('resolution 1m: one row per window, a column per <field>_<fn>', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const ring = SqliteRing.open({ ...ringOptions(), rollupWindowsMs: [60_000] });
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const base = 1_700_000_040_000; // a minute boundary in ms
     await ring.write(Array.from({ length: 180 }, (_, i) => ({ measurement: 'r', tags: { s: 'x' }, fields: { v: i }, timeUs: (base + i * 1000) * 1000 })));
     ring.commit();
@@ -251,7 +233,7 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
     const log = new CaptureLogger();
     const output = new TimescaledbOutput(config(url, { resolution: 60_000 }), { id: 'agg', log, agentId: 'test' });
     const sync = engine(output, ring, { id: 'agg', log, source: new RollupSource(ring, 'agg', 60_000, ['mean', 'max', 'count']) });
-    cleanup.push(() => sync.stop());
+    db.cleanup.push(() => sync.stop());
     await sync.start();
     await until(async () => Number((await q<{ n: string }>(url, 'SELECT count(*)::text AS n FROM r').catch(() => [{ n: '0' }]))[0].n) >= 2, 20_000, 'rollups');
     expect(await columnsOf(url, 'r')).toEqual(['s text not null', 'time timestamp with time zone not null', 'v_count bigint', 'v_max double precision', 'v_mean double precision']);
@@ -263,7 +245,7 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('TimescaleDB before 2.18.1 with compression (a stand-in): the insert is row-exact; a replay mixing stored and new rows adds exactly the new ones', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     // Stand-ins, as in compression.test.ts: the extension version the output reads is replaced, and
     // create_hypertable and timescaledb_information.hypertables are what this test creates.
     await q(url, `CREATE FUNCTION create_hypertable(regclass, text, if_not_exists boolean DEFAULT false, migrate_data boolean DEFAULT false) RETURNS void LANGUAGE plpgsql AS $$ BEGIN END $$`);
@@ -272,12 +254,12 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
     const all = makePoints(4, 50);
     const dir = tmpDir();
     const ring = ringWith(all.slice(0, 100), ringOptions(dir));
-    cleanup.push(() => ring.close());
+    db.cleanup.push(() => ring.close());
     const run = (id: string) => {
       const log = new CaptureLogger();
       const output = new TimescaledbOutput(config(url), { id, log, agentId: 'test' }, { catalog: { timescaledbVersion: () => Promise.resolve('2.17.2') } });
       const sync = engine(output, ring, { id, log, source: new RingSource(ring, id) });
-      cleanup.push(() => sync.stop());
+      db.cleanup.push(() => sync.stop());
       return { output, sync, log };
     };
     const first = run('up');
@@ -296,7 +278,7 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
   });
 
   it('the agent killed with SIGKILL mid-drain, then restarted: no row twice, every point present', async () => {
-    const url = await newDatabase();
+    const url = await db.newDatabase();
     const dir = tmpDir();
     const points = makePoints(30, 1000);
     writeFileSync(join(dir, 'backlog.lp'), points.map((p) => serializePoint(p, 'ms')).join('\n') + '\n');
@@ -323,7 +305,7 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
     const count = async () => Number((await q<{ n: string }>(url, 'SELECT count(*) AS n FROM plant').catch(() => [{ n: '0' }]))[0].n);
     const run = (): ChildProcess => {
       const child = spawn(process.execPath, [CLI, 'run', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-      cleanup.push(() => {
+      db.cleanup.push(() => {
         if (child.exitCode === null) child.kill('SIGKILL');
       });
       return child;
