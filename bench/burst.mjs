@@ -16,7 +16,7 @@ import { once } from 'node:events';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { build } from 'esbuild';
+import { testHelpers } from './test-helpers.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const OUT = join(ROOT, 'bench', 'out');
@@ -26,21 +26,7 @@ const PUBLISHERS = 4;
 const BATCH_LINES = 5000;
 const FLUSH_INTERVAL_MS = 1000;
 
-async function helpers() {
-  const dir = join(OUT, 'helpers');
-  mkdirSync(dir, { recursive: true });
-  await build({
-    entryPoints: { influxdb: join(ROOT, 'test/helpers/influxdb.ts'), mosquitto: join(ROOT, 'test/helpers/mosquitto.ts') },
-    outdir: dir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    packages: 'external',
-    logLevel: 'warning',
-  });
-  return { ...(await import(join(dir, 'influxdb.mjs'))), ...(await import(join(dir, 'mosquitto.mjs'))) };
-}
+const helpers = () => testHelpers(['influxdb', 'mosquitto']);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

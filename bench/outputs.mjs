@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import Database from 'better-sqlite3';
 import { memoryMb } from './proc.mjs';
-import { build } from 'esbuild';
+import { testHelpers } from './test-helpers.mjs';
 import { datasetLineProtocol, measured } from './storage.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -29,21 +29,7 @@ const CLI = join(ROOT, 'bin', 'sluice.js');
 const BATCH_LINES = 5000;
 const MEMORY_RATE = 50_000;
 
-async function helpers() {
-  const dir = join(OUT, 'helpers');
-  mkdirSync(dir, { recursive: true });
-  await build({
-    entryPoints: { influxdb: join(ROOT, 'test/helpers/influxdb.ts'), postgres: join(ROOT, 'test/helpers/postgres.ts') },
-    outdir: dir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    packages: 'external',
-    logLevel: 'warning',
-  });
-  return { ...(await import(join(dir, 'influxdb.mjs'))), ...(await import(join(dir, 'postgres.mjs'))) };
-}
+const helpers = () => testHelpers(['influxdb', 'postgres']);
 
 function post(agent, url, body) {
   return new Promise((resolve, reject) => {

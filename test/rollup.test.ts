@@ -10,21 +10,12 @@ import { BulkWriter } from '../src/store/bulk.js';
 import { SqliteRing, type RingOptions } from '../src/store/ring.js';
 import { sluice } from './helpers/cli.js';
 import { tmpDir } from './helpers/tmp.js';
+import { rng } from './helpers/random.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 const FNS = [...AGGREGATE_FUNCTIONS] as AggregateFunction[];
 const T0_MS = Date.UTC(2024, 0, 1, 0, 0, 0);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function options(dataDir: string, extra: Partial<RingOptions> = {}): RingOptions {
   return { dataDir, maxBytes: 64 * 1024 * 1024, whenFull: 'rollup', commitIntervalMs: 10, rollupWindowsMs: [MINUTE_MS, HOUR_MS], ...extra };

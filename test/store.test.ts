@@ -12,21 +12,12 @@ import { StoreFullError, StoreOpenError } from '../src/store/errors.js';
 import { sinkRefusal } from '../src/core/component.js';
 import { SqliteRing, STORE_FILE, mergePlan, type RingOptions } from '../src/store/ring.js';
 import { tmpDir } from './helpers/tmp.js';
+import { rng } from './helpers/random.js';
 
 const MiB = 1024 * 1024;
 
 function options(dataDir: string, extra: Partial<RingOptions> = {}): RingOptions {
   return { dataDir, maxBytes: 64 * MiB, whenFull: 'drop_oldest', commitIntervalMs: 20, ...extra };
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Regular series of `series` sensors with decimal temperatures, counters, flags and states. */

@@ -33,7 +33,8 @@ import { connect, type IClientOptions, type IConnackPacket, type ISubscriptionMa
 import { sinkRefusal, type CommitMark, type Input, type InputContext, type InputStats, type Logger } from '../../src/core/component.js';
 import type { Point } from '../../src/core/point.js';
 import { createDecoder, type MessageDecoder } from './payload.js';
-import { Backoff, RateLimitedWarning } from './pacing.js';
+import { Backoff } from '../../src/core/backoff.js';
+import { RateLimitedWarning } from './pacing.js';
 import { messageHash, Redeliveries, type Recorded } from './redelivery.js';
 import type { MqttInputConfig } from './schema.js';
 
@@ -154,8 +155,8 @@ export class MqttInput implements Input {
     this.log = ctx.log;
     this.clientId = config.client_id ?? `sluice-${ctx.agentId}-${ctx.id}`;
     this.maxInflight = config.max_inflight;
-    this.reconnectBackoff = new Backoff(this.tuning.reconnectMinMs, this.tuning.reconnectMaxMs);
-    this.refusalBackoff = new Backoff(this.tuning.refusalMinMs, this.tuning.refusalMaxMs);
+    this.reconnectBackoff = new Backoff({ minMs: this.tuning.reconnectMinMs, maxMs: this.tuning.reconnectMaxMs });
+    this.refusalBackoff = new Backoff({ minMs: this.tuning.refusalMinMs, maxMs: this.tuning.refusalMaxMs });
     this.malformedWarning = new RateLimitedWarning(this.log, 'malformed MQTT payload skipped (acknowledged: it would never parse)', this.tuning.warnIntervalMs);
     this.unmatchedWarning = new RateLimitedWarning(this.log, 'topic does not fit topic_tags: stored without topic tags', this.tuning.warnIntervalMs);
     this.decode = createDecoder({
@@ -326,7 +327,7 @@ export class MqttInput implements Input {
         this.downSinceMs = Date.now();
       }
     }
-    this.scheduleReconnect(this.reconnectBackoff.next());
+    this.scheduleReconnect(this.reconnectBackoff.nextDelayMs());
   }
 
   private onError(err: Error): void {
@@ -603,7 +604,7 @@ export class MqttInput implements Input {
     }
     if (this.paused) return;
     this.paused = true;
-    const delayMs = this.refusalBackoff.next();
+    const delayMs = this.refusalBackoff.nextDelayMs();
     if (!this.refusing) {
       this.log.warn(
         { err, retry_ms: delayMs, full: sinkRefusal(err) === 'full' },

@@ -1,22 +1,5 @@
-// Pacing for the mqtt input: reconnect and redelivery backoff, and warnings that cannot flood the log.
+// Pacing for the mqtt input: warnings that cannot flood the log. (Its backoffs are src/core/backoff.ts.)
 import type { Logger } from '../../src/core/component.js';
-
-/** Exponential backoff with jitter: the retry-delay object of influxdb-client-js. */
-export class Backoff {
-  private attempt = 0;
-  constructor(
-    private readonly minMs: number,
-    private readonly maxMs: number,
-  ) {}
-  next(): number {
-    const base = Math.min(this.maxMs, this.minMs * 2 ** this.attempt);
-    this.attempt = Math.min(this.attempt + 1, 30);
-    return Math.round(base * (0.8 + Math.random() * 0.4));
-  }
-  reset(): void {
-    this.attempt = 0;
-  }
-}
 
 /**
  * One warning line per interval at most: the first occurrence at once, later ones counted and summed

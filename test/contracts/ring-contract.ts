@@ -16,6 +16,7 @@ import { groupToStates } from '../../src/store/rollup.js';
 import { readFunction } from '../../src/core/aggregate.js';
 import type { Lease, OutputStatus, StoreStatus, WhenFull } from '../../src/store/ring.js';
 import { assert, checked, type ContractCheck } from './violation.js';
+import { rng } from '../helpers/random.js';
 
 /** What the checks use of a ring. */
 export interface RingUnderTest {
@@ -52,16 +53,6 @@ const T0_MS = Date.UTC(2024, 2, 1);
 const FILL_POINTS = 60_000;
 const FILL_BATCH = 5000;
 const ROOMY: RingSettings = { maxBytes: 64 * MiB, whenFull: 'drop_oldest', rollupWindowsMs: [] };
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every field type, with the edges a codec gets wrong: int64 and uint64 limits, -0, unicode, empty strings. */
 function everyType(count: number, series: number): Point[] {
