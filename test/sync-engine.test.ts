@@ -218,7 +218,7 @@ describe('the engine end to end (fake InfluxDB 2)', () => {
     );
   }
 
-  it('caught up: a new point reaches the upstream within the flush interval (+ commit), well inside 2 s', async () => {
+  it('caught up: a new point reaches the upstream within the flush interval (+ commit), within 2 s', async () => {
     const fake = await FakeInfluxV2.start();
     const ring = SqliteRing.open(ringOptions(undefined, { commitIntervalMs: 100 }));
     const sync = engine(v2(fake), ring, { settings: { flushIntervalMs: 500 } });
@@ -231,7 +231,7 @@ describe('the engine end to end (fake InfluxDB 2)', () => {
       lags.push(fake.arrivals.find((a) => a.timeUs === now * 1000)!.atMs - now);
       await new Promise((r) => setTimeout(r, 150));
     }
-    expect(Math.max(...lags)).toBeLessThan(1000);
+    expect(Math.max(...lags)).toBeLessThan(2000);
     await sync.stop();
     ring.close();
     await fake.close();

@@ -38,4 +38,38 @@ describe('simulator', () => {
     expect(run('a', 10)).toEqual(run('a', 10));
     expect(run('a', 10)).not.toEqual(run('b', 10));
   });
+
+  it('takes one reading per interval slot even when the event loop is late, so the series has no hole', async () => {
+    const times: number[] = [];
+    let blockedOnce = false;
+    const ctx: InputContext = {
+      id: 'late',
+      log,
+      agentId: 'test',
+      dataDir: '.',
+      sink: {
+        write: (p) => {
+          times.push(...p.map((x) => x.timeUs / 1000));
+          // The first writes hold the loop past the next slot, as a cold start or a busy loop does.
+          if (!blockedOnce) {
+            blockedOnce = true;
+            const until = Date.now() + 30;
+            while (Date.now() < until);
+          }
+          return Promise.resolve();
+        },
+      },
+    };
+    const sim = new SimulatorInput({ series: 1, intervalMs: 20, measurement: 'm', tags: {} }, ctx);
+    await sim.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await sim.stop();
+    expect(times.length).toBeGreaterThan(5);
+    for (let i = 1; i < times.length; i++) {
+      expect(times[i] - times[i - 1], `gap before ${times[i]}`).toBeGreaterThan(0);
+      expect(times[i] - times[i - 1], `gap before ${times[i]}`).toBeLessThanOrEqual(20);
+      // Every reading after the first is on the interval's grid.
+      expect(times[i] % 20).toBe(0);
+    }
+  });
 });

@@ -56,16 +56,23 @@ export class SimulatorInput implements Input {
   }
 
   start(): Promise<void> {
-    // Ticks are aligned to the interval on the wall clock, as a polled plant would be.
+    // Ticks are aligned to the interval on the wall clock, as a polled plant would be. The next slot
+    // follows the last reading, not the time the timer ran, so a tick that ran late (a busy event loop,
+    // a slow first write) is still taken at its slot and the series has no hole one interval wide.
+    const intervalMs = this.settings.intervalMs;
+    let lastMs = Date.now();
     const schedule = () => {
       const now = Date.now();
-      const next = Math.ceil((now + 1) / this.settings.intervalMs) * this.settings.intervalMs;
+      let next = Math.floor(lastMs / intervalMs) * intervalMs + intervalMs;
+      // The clock jumped (a suspended board, an NTP step either way): start again from the clock.
+      if (next < now - 10 * intervalMs || next > now + 2 * intervalMs) next = Math.floor(now / intervalMs) * intervalMs + intervalMs;
       this.timer = setTimeout(() => {
+        lastMs = next;
         this.tick(next);
         schedule();
-      }, next - now);
+      }, Math.max(0, next - now));
     };
-    this.tick(Date.now());
+    this.tick(lastMs);
     schedule();
     return Promise.resolve();
   }
