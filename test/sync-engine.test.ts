@@ -12,7 +12,7 @@ import { RingSource } from '../src/sync/source.js';
 import { SqliteRing } from '../src/store/ring.js';
 import { allLines, batchLines } from '../drivers/influxdb/lines.js';
 import { InfluxdbOutput } from '../drivers/influxdb/influxdb.js';
-import { interpret, namedLines } from '../drivers/influxdb/responses.js';
+import { namedLines } from '../drivers/influxdb/responses.js';
 import { parseRetryAfter } from '../src/core/retry-after.js';
 import { FakeInfluxV2 } from './helpers/fake-influx-v2.js';
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from './helpers/sync.js';
@@ -195,19 +195,7 @@ describe('line protocol for InfluxDB, and reading its error bodies', () => {
   ])('%s', (_name, message, line, expected) => {
     expect(namedLines(message, line, lines)).toEqual(expected);
   });
-
-  it('1.6.7 bodies: partial writes are results, parse errors name points, the rest are categories', () => {
-    expect(interpret(400, {}, '{"error":"partial write: field type conflict: input field \\"f\\" on measurement \\"m\\" is type integer, already exists as type float dropped=2"}', lines)).toMatchObject({ rejectedPoints: 2 });
-    expect(interpret(400, {}, `{"error":"partial write: unable to parse 'm f=3 3': bad dropped=0"}`, lines)).toMatchObject({ rejectedPoints: 1 });
-    expect(() => interpret(400, {}, `{"error":"unable to parse 'm f=1 1': invalid"}`, lines)).toThrow(expect.objectContaining({ category: 'reject', details: expect.objectContaining({ rejected: [0] }) }));
-    expect(() => interpret(400, {}, '{"error":"field type conflict"}', lines)).toThrow(expect.objectContaining({ category: 'reject', details: { status: 400 } }));
-    expect(() => interpret(401, {}, '{"error":"authorization failed"}', lines)).toThrow(expect.objectContaining({ category: 'auth' }));
-    expect(() => interpret(404, {}, '{"error":"database not found: \\"x\\""}', lines)).toThrow(expect.objectContaining({ category: 'fatal' }));
-    expect(() => interpret(500, {}, '{"error":"retention policy not found: nope"}', lines)).toThrow(expect.objectContaining({ category: 'fatal' }));
-    expect(() => interpret(500, {}, '{"error":"timeout"}', lines)).toThrow(expect.objectContaining({ category: 'retry' }));
-    expect(() => interpret(413, {}, '', lines)).toThrow(expect.objectContaining({ category: 'split' }));
-    expect(() => interpret(429, { 'retry-after': '3' }, '', lines)).toThrow(expect.objectContaining({ category: 'throttle', details: expect.objectContaining({ retryAfterMs: 3000 }) }));
-  });
+  // What each write answer means is the table in drivers/influxdb/cases/responses.json (responses.test.ts).
 });
 
 describe('the engine end to end (fake InfluxDB 2)', () => {
