@@ -1,6 +1,7 @@
 // `npm run lint` part: the layers of ARCHITECTURE.md, enforced. Every relative import of production
 // code (src/, drivers/; tests and test peers excluded) must point to its own folder or a lower layer,
-// drivers import only the core, and no module imports itself back through a cycle. ESLint's
+// drivers import only the core, only the agent and the CLI open a store (everything else depends on
+// the store's roles, src/store/roles.ts), and no module imports itself back through a cycle. ESLint's
 // no-restricted-imports matches import strings, not the folder a relative path lands in, and cannot
 // see cycles, hence this small checker: it reads the files as text, so it needs no build.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -21,6 +22,16 @@ const LAYERS = [
   ['src/fleet'],
   ['src/cli'],
 ];
+
+/**
+ * What of src/store a module outside the store, the agent and the CLI may import: the roles and the
+ * store's pure helpers over row groups. The ring itself (ring.ts and the modules behind it) is opened
+ * by the agent and the CLI, which hand the rest of the program a role.
+ */
+const STORE_FACE = ['src/store/roles.ts', 'src/store/builder.ts', 'src/store/rollup.ts', 'src/store/errors.ts'];
+const STORE_OPENERS = ['src/store', 'src/agent', 'src/cli'];
+/** Bare imports of the SQLite binding: only the store opens a database. */
+const SQLITE = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]better-sqlite3['"]|import\(\s*['"]better-sqlite3['"]\s*\)/;
 
 /** The unit a file belongs to: a folder of src/, a driver's folder, or the drivers' list itself. */
 function unitOf(file) {
@@ -55,6 +66,7 @@ const problems = [];
 for (const file of files) {
   const text = readFileSync(join(root, file), 'utf8');
   const targets = [];
+  if (unitOf(file) !== 'src/store' && SQLITE.test(text)) problems.push(`${file}: imports better-sqlite3; only src/store opens a database`);
   for (const m of text.matchAll(IMPORT)) {
     const spec = m[1] ?? m[2] ?? m[3];
     const target = relative(root, resolve(root, dirname(file), spec)).replace(/\.js$/, '.ts');
@@ -68,6 +80,10 @@ for (const file of files) {
     }
     if (from === 'drivers' && !(to.startsWith('drivers/') && target.endsWith('/index.ts')) && to !== 'src/core') {
       problems.push(`${file}: imports ${spec}; the drivers' list imports only each driver's index.ts`);
+      continue;
+    }
+    if (to === 'src/store' && !STORE_OPENERS.includes(from) && !STORE_FACE.includes(target)) {
+      problems.push(`${file}: imports ${spec}; only src/agent and src/cli open a store, the rest use a role from src/store/roles.ts`);
       continue;
     }
     const [lf, lt] = [layerOf(from), layerOf(to)];

@@ -41,6 +41,24 @@ describe('layers that point down (build/check-imports.mjs)', () => {
     expect(r.out).toContain('a driver imports only src/core');
   });
 
+  it('only the agent and the CLI open a store: any other layer importing the ring fails, a role passes', () => {
+    const store = { 'src/store/ring.ts': 'export class SqliteRing {}\n', 'src/store/roles.ts': 'export interface StoreReader { x: 1 }\n' };
+    const r = check({ ...store, 'src/http/series.ts': "import type { SqliteRing } from '../store/ring.js';\nexport type R = SqliteRing;\n" });
+    expect(r.status).toBe(1);
+    expect(r.out).toContain('src/http/series.ts: imports ../store/ring.js; only src/agent and src/cli open a store');
+    const sqlite = check({ ...store, 'src/query/q.ts': "import Database from 'better-sqlite3';\nexport const D = Database;\n" });
+    expect(sqlite.status).toBe(1);
+    expect(sqlite.out).toContain('src/query/q.ts: imports better-sqlite3; only src/store opens a database');
+    const ok = check({
+      ...store,
+      'src/http/series.ts': "import type { StoreReader } from '../store/roles.js';\nexport type R = StoreReader;\n",
+      'src/cli/status.ts': "import { SqliteRing } from '../store/ring.js';\nexport const R = SqliteRing;\n",
+      'src/agent/agent.ts': "import { SqliteRing } from '../store/ring.js';\nexport const R = SqliteRing;\n",
+    });
+    expect(ok.out).toContain('layers point down, no cycles');
+    expect(ok.status).toBe(0);
+  });
+
   it('a cycle fails, also inside one folder and through type-only imports', () => {
     const r = check({ 'src/core/a.ts': "import type { B } from './b.js';\nexport type A = B;\n", 'src/core/b.ts': "import './a.js';\nexport type B = 1;\n" });
     expect(r.status).toBe(1);

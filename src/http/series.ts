@@ -2,7 +2,7 @@
 // and the latest row of each. Read from the ring (committed data), so the page shows what was kept.
 import type { Column } from '../core/chunk.js';
 import { parseSeriesKey } from '../core/line-protocol.js';
-import type { SqliteRing } from '../store/ring.js';
+import type { StoreReader } from '../store/roles.js';
 
 export interface SeriesQuery {
   measurement: string;
@@ -65,7 +65,7 @@ function jsonValue(c: Column, index: number): JsonValue {
   return v.length > 80 ? `${v.slice(0, 77)}...` : v;
 }
 
-export function readSeries(ring: SqliteRing, q: SeriesQuery): SeriesResult {
+export function readSeries(ring: StoreReader, q: SeriesQuery): SeriesResult {
   const fields = new Set<string>();
   let field = q.field ?? null;
   const bySeries = new Map<number, { key: string; times: number[]; values: number[] }>();
@@ -130,7 +130,7 @@ function thin(times: number[], values: number[], startMs: number, bucketMs: numb
 }
 
 /** The latest row of each of the first `maxSeries` series of a measurement written since `sinceMs`. */
-export function readLatest(ring: SqliteRing, measurement: string, sinceMs: number, maxSeries: number): { rows: LatestRow[]; truncated: boolean } {
+export function readLatest(ring: StoreReader, measurement: string, sinceMs: number, maxSeries: number): { rows: LatestRow[]; truncated: boolean } {
   const latest = new Map<number, LatestRow>();
   let truncated = false;
   for (const g of ring.scan({ measurement, fromUs: sinceMs * 1000 })) {
@@ -153,6 +153,6 @@ export function readLatest(ring: SqliteRing, measurement: string, sinceMs: numbe
 }
 
 /** Measurements in the store, for the page's selector. */
-export function listMeasurements(ring: SqliteRing): string[] {
+export function listMeasurements(ring: StoreReader): string[] {
   return [...new Set(ring.listSeries().map((s) => s.measurement))].sort();
 }

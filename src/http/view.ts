@@ -3,7 +3,7 @@
 // already hold.
 import type { Config } from '../config/index.js';
 import type { Input, InputStats, OutputStats } from '../core/component.js';
-import type { SqliteRing, StoreStatus } from '../store/ring.js';
+import type { CommitEvent, StatusReader, StoreReader, StoreStatus } from '../store/roles.js';
 import type { RulesStats } from '../rules/engine.js';
 
 /** An output as far as the endpoint cares (the agent's OutputSync). */
@@ -13,7 +13,8 @@ export interface OutputLike {
 
 export interface AgentView {
   readonly config: Config;
-  readonly ring: SqliteRing;
+  /** The store as the endpoint uses it: series to read, status to report, the commit hook to watch. */
+  readonly ring: StoreReader & StatusReader;
   readonly inputs: ReadonlyMap<string, Input>;
   /** Present once outputs run in the agent; without it the ring's cursors describe the outputs. */
   readonly outputs?: ReadonlyMap<string, OutputLike>;
@@ -29,12 +30,8 @@ export interface ControlView {
   fleetStatus(): Record<string, unknown> | null;
 }
 
-/** A group commit as the ring reports it (SqliteRing.onCommit). */
-export interface CommitEvent {
-  durationMs: number;
-  points: number;
-  error?: Error;
-}
+/** A group commit as the ring reports it (StatusReader.onCommit). */
+export type { CommitEvent };
 
 export interface InputView extends InputStats {
   type: string;

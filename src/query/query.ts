@@ -3,7 +3,7 @@ import { parseSeriesKey } from '../core/line-protocol.js';
 import { addValue, emptyState, readFunction, windowStartUs, type AggregateFunction, type WindowState } from '../core/aggregate.js';
 import type { FieldValue, Tags } from '../core/point.js';
 import { groupRows } from './rows.js';
-import type { SqliteRing } from '../store/ring.js';
+import type { StoreReader } from '../store/roles.js';
 import { ROLLUP_STATS, STATE_SEPARATOR, aggregateRaw, groupToStates, type WindowStates } from '../store/rollup.js';
 
 export interface QueryOptions {
@@ -30,7 +30,7 @@ export interface AggregateRow {
   values: Partial<Record<AggregateFunction, FieldValue | null>>;
 }
 
-export function* queryRaw(ring: SqliteRing, opts: QueryOptions): Generator<RawRow> {
+export function* queryRaw(ring: StoreReader, opts: QueryOptions): Generator<RawRow> {
   const fields = opts.field === undefined ? undefined : new Set([opts.field]);
   for (const s of ring.scan({ measurement: opts.measurement, fromUs: opts.fromUs, toUs: opts.toUs, fields })) {
     const { tags } = parseSeriesKey(s.key);
@@ -48,7 +48,7 @@ export function* queryRaw(ring: SqliteRing, opts: QueryOptions): Generator<RawRo
  * replaced by them) and only partial edge windows and windows still waiting for their rollup are
  * computed from raw data; the answer is the same either way.
  */
-export function* queryAggregate(ring: SqliteRing, opts: QueryOptions & { functions: AggregateFunction[] }): Generator<AggregateRow> {
+export function* queryAggregate(ring: StoreReader, opts: QueryOptions & { functions: AggregateFunction[] }): Generator<AggregateRow> {
   const tierMs = opts.everyUs !== undefined && opts.everyUs % 1000 === 0 ? opts.everyUs / 1000 : undefined;
   if (tierMs !== undefined && ring.storedTiers().includes(tierMs)) {
     yield* queryRollups(ring, opts, tierMs);
@@ -57,7 +57,7 @@ export function* queryAggregate(ring: SqliteRing, opts: QueryOptions & { functio
   yield* queryAggregateRaw(ring, opts);
 }
 
-function* queryRollups(ring: SqliteRing, opts: QueryOptions & { functions: AggregateFunction[] }, tierMs: number): Generator<AggregateRow> {
+function* queryRollups(ring: StoreReader, opts: QueryOptions & { functions: AggregateFunction[] }, tierMs: number): Generator<AggregateRow> {
   const windowUs = tierMs * 1000;
   const from = opts.fromUs ?? -Number.MAX_SAFE_INTEGER;
   const to = opts.toUs ?? Number.MAX_SAFE_INTEGER;
@@ -105,7 +105,7 @@ function* queryRollups(ring: SqliteRing, opts: QueryOptions & { functions: Aggre
   }
 }
 
-export function* queryAggregateRaw(ring: SqliteRing, opts: QueryOptions & { functions: AggregateFunction[] }): Generator<AggregateRow> {
+export function* queryAggregateRaw(ring: StoreReader, opts: QueryOptions & { functions: AggregateFunction[] }): Generator<AggregateRow> {
   const fields = opts.field === undefined ? undefined : new Set([opts.field]);
   let currentSeries = -1;
   let tags: Tags = {};

@@ -5,7 +5,7 @@ import type { Point } from '../core/point.js';
 import { seriesKey } from '../core/line-protocol.js';
 import { SeriesBuilder } from './builder.js';
 import { StoreFullError } from './errors.js';
-import type { SqliteRing } from './ring.js';
+import type { GroupWriter } from './roles.js';
 
 export interface BulkResult {
   points: number;
@@ -20,7 +20,7 @@ export class BulkWriter {
   private readonly result: BulkResult = { points: 0, values: 0, dropped: 0 };
 
   constructor(
-    private readonly ring: SqliteRing,
+    private readonly ring: GroupWriter,
     private readonly chunkRows: number,
     /** Values held in memory before the largest series are written out early. */
     private readonly maxBufferedValues = 400_000,

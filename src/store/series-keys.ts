@@ -23,3 +23,17 @@ export function reorderSeriesKeys(db: Database.Database): number {
   }
   return rewritten;
 }
+
+/** The measurement part of a series key: up to the first unescaped comma. */
+export function measurementOf(key: string): string {
+  let out = '';
+  for (let i = 0; i < key.length; i++) {
+    const c = key[i];
+    if (c === '\\' && i + 1 < key.length) {
+      out += key[i + 1];
+      i++;
+    } else if (c === ',') break;
+    else out += c;
+  }
+  return out;
+}

@@ -7,7 +7,7 @@ import { readFunction, type AggregateFunction } from '../core/aggregate.js';
 import type { OutputBatch } from '../core/component.js';
 import type { FieldValue } from '../core/point.js';
 import { SeriesBuilder } from '../store/builder.js';
-import type { Lease, OutputStatus, SqliteRing } from '../store/ring.js';
+import type { CursorStore, Lease, OutputStatus } from '../store/roles.js';
 import { groupToStates } from '../store/rollup.js';
 
 export interface SourceLease {
@@ -52,7 +52,7 @@ interface RingLease extends SourceLease {
 /** Raw points from the ring (tier 0), or a rollup tier's chunks as they are stored, with the cursor named by the output id. */
 export class RingSource implements SyncSource {
   constructor(
-    protected readonly ring: SqliteRing,
+    protected readonly ring: CursorStore,
     protected readonly output: string,
     tier = 0,
   ) {
@@ -130,7 +130,7 @@ export class RingSource implements SyncSource {
  */
 export class RollupSource extends RingSource {
   constructor(
-    ring: SqliteRing,
+    ring: CursorStore,
     output: string,
     windowMs: number,
     private readonly functions: readonly AggregateFunction[],
@@ -157,6 +157,6 @@ export class RollupSource extends RingSource {
 }
 
 /** The source for an output's `resolution`: raw points, or one rollup tier of the store. */
-export function sourceFor(ring: SqliteRing, output: string, resolution: 'raw' | number, functions: readonly AggregateFunction[]): SyncSource {
+export function sourceFor(ring: CursorStore, output: string, resolution: 'raw' | number, functions: readonly AggregateFunction[]): SyncSource {
   return resolution === 'raw' ? new RingSource(ring, output) : new RollupSource(ring, output, resolution, functions);
 }
