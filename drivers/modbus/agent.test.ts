@@ -22,6 +22,7 @@ describe('modbus config', () => {
     const meters = r.config.inputs.meters as ModbusInputConfig;
     expect(boiler).toMatchObject({ interval: 5000, timeout: 1000, measurement: 'boiler' });
     expect(meters).toMatchObject({ schedule: '0 * * * * *', baud_rate: 19200, parity: 'even', timeout: 500, measurement: 'meters' });
+    expect(r.config.inputs.pumps).toMatchObject({ url: 'rtu+tcp://192.168.1.30:4001', baud_rate: 9600, parity: 'even', data_bits: 8, stop_bits: 1, measurement: 'pumps' });
     expect(here('README.md')).toContain('```yaml\n' + text + '```');
     expect(sluice(['check', '-c', new URL('sample.yaml', import.meta.url).pathname]).status).toBe(0);
   });
