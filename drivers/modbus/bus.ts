@@ -1,8 +1,9 @@
 // The bus: one link (a TCP connection, a serial port, or a TCP connection to a serial converter) and
 // the rule that matters most on RS-485 — one transaction at a time — shared by every input in the
-// process that names the same port or host:port. It also holds a circuit breaker per unit id, so a dead unit is backed off for every
-// input that polls it, and decides whose request goes next, so a slow unit holds the line for its
-// own requests but does not make every other unit's request wait behind each of its own.
+// process that names the same port or host:port. It also holds a circuit breaker per unit id, so a
+// dead unit is backed off for every input that polls it, and decides whose request goes next, so a
+// slow unit holds the line for its own requests but does not make every other unit's request wait
+// behind each of its own.
 import { realpathSync } from 'node:fs';
 import type { Logger } from '../../src/core/component.js';
 import { serialLine, socketLine, type SerialSettings } from './line.js';
@@ -268,7 +269,7 @@ function sameSerial(a: SerialBusSpec, b: SerialBusSpec): boolean {
 export function acquireBus(spec: BusSpec, log: Logger, tuning: BusTuning = DEFAULT_BUS_TUNING): Bus {
   const key = busKey(spec);
   if (spec.kind !== 'rtu') {
-    const other = busKey({ ...spec, kind: spec.kind === 'tcp' ? 'rtu+tcp' : 'tcp' } as BusSpec);
+    const other = `${spec.kind === 'tcp' ? 'rtu+tcp' : 'tcp'}://${spec.host.toLowerCase()}:${spec.port}`;
     if (buses.has(other)) throw new Error(`modbus: ${spec.host}:${spec.port} is already in use as ${other}; one host:port speaks either Modbus TCP or RTU over TCP`);
   }
   let bus = buses.get(key);

@@ -1,7 +1,9 @@
 // The modbus input over RTU over TCP (`rtu+tcp://`): pymodbus's RTU framer on a TCP server stands for
 // a serial-to-Ethernet converter with its devices. Values and a dead unit among live ones, noise on the
 // socket, two inputs sharing one converter (checked on the wire), the peer killed and restarted, and a
-// peer that goes silent without closing. The config rules of the url are at the end.
+// peer that goes silent without closing. The devices' answers are always pymodbus's; the noise and the
+// silence are the relay's (testing/peers.ts startRelay), faults pymodbus cannot produce on its own.
+// The config rules of the url are at the end.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { waitFor } from '../../test/helpers/cli.js';
@@ -90,8 +92,9 @@ describe('modbus RTU over TCP against pymodbus (RTU framer on a TCP server)', ()
     expect(c.timeouts).toBeLessThan(c.polls);
     expect(c.breaker_opens).toBeGreaterThanOrEqual(1);
     // The live units' answers show the socket is fine: the dead unit's silence never reopens it.
-    expect(c).toMatchObject({ crc_errors: 0, protocol_errors: 0, stray_bytes: 0, reconnects: 0, connect_failures: 0 });
-    expect(ctx.log.entries.filter((e) => e.msg === 'modbus unit does not answer').map((e) => e.obj.unit_id)).toEqual([7]);
+    expect(c).toMatchObject({ crc_errors: 0, protocol_errors: 0, reconnects: 0, connect_failures: 0 });
+    // Logged once, not once per poll (a live unit slowed past its timeout on a loaded machine may say so too).
+    expect(ctx.log.entries.filter((e) => e.msg === 'modbus unit does not answer' && e.obj.unit_id === 7)).toHaveLength(1);
   });
 
   it('garbage and corrupted frames on the socket are skipped (resync) and counted; the connection stays', async () => {
@@ -159,8 +162,15 @@ describe('modbus RTU over TCP against pymodbus (RTU framer on a TCP server)', ()
     expect(units.filter((u) => u === 1).length).toBeGreaterThanOrEqual(30);
     expect(units.filter((u) => u === 2).length).toBeGreaterThanOrEqual(30);
     for (const x of [a, b]) expect(x.m.stats().counters).toMatchObject({ timeouts: 0, crc_errors: 0, stray_bytes: 0, protocol_errors: 0 });
-    expect(a.ctx.points.at(-1)!.fields).toEqual({ h: 1n, i: 4n, c: true });
-    expect(b.ctx.points.at(-1)!.fields).toEqual({ h: 6n, i: 7n, d: true });
+    // Each input's values, whole in every poll that finished; the poll cut short by stop() stores what
+    // it had read (a subset), never anything else.
+    for (const [x, values] of [
+      [a, { h: 1n, i: 4n, c: true }],
+      [b, { h: 6n, i: 7n, d: true }],
+    ] as const) {
+      for (const p of x.ctx.points) expect(values).toMatchObject(p.fields);
+      expect(x.ctx.points.filter((p) => Object.keys(p.fields).length === 3).length).toBeGreaterThanOrEqual(10);
+    }
   });
 
   it('a converter killed and restarted mid-run is reconnected without restarting the input', async () => {

@@ -141,12 +141,12 @@ export const modbusInput = defineComponent({
   schema: ModbusInputSchema,
   finish(cfg, ctx) {
     if (unset(cfg.measurement)) cfg.measurement = ctx.id;
-    const serialLine = cfg.url.startsWith('rtu://');
+    const serialPort = cfg.url.startsWith('rtu://');
     const rtuOverTcp = cfg.url.startsWith('rtu+tcp://');
     // RTU framing (on a serial port or through a converter): one transaction at a time, unit 0 is broadcast.
-    const rtu = serialLine || rtuOverTcp;
+    const rtu = serialPort || rtuOverTcp;
     if (ctx.raw.max_in_flight !== undefined && rtu) ctx.error(['max_in_flight'], 'max_in_flight applies only to tcp:// urls: a serial line carries one transaction at a time', 'key');
-    if (serialLine) {
+    if (serialPort) {
       if (cfg.url.length <= 'rtu://'.length) ctx.error(['url'], 'rtu url has no device path, e.g. rtu:///dev/ttyUSB0');
     } else {
       const scheme = rtuOverTcp ? 'rtu+tcp' : 'tcp';

@@ -1,4 +1,4 @@
-// What the bus needs from a link (TCP socket or serial port): one transaction at a time, an outcome
+// What the bus needs from a link (a TCP socket or a serial port, line.ts): transactions, an outcome
 // that is never a rejection, and a connection that heals itself. Shared by transport-tcp and -rtu.
 import { Backoff } from '../../src/core/backoff.js';
 import type { Logger } from '../../src/core/component.js';
@@ -163,7 +163,7 @@ export abstract class ReconnectingLink {
   }
 
   /** The established link went away: fail what is in flight, release, and reconnect after a backoff. */
-  protected lost(err: Error | undefined): void {
+  private lost(err: Error | undefined): void {
     if (this.state !== 'up') return;
     this.setState('waiting');
     this.abortInFlight(err?.message ?? 'connection closed');

@@ -1,5 +1,6 @@
-// Real peers for the modbus tests and benchmark: a pymodbus server (TCP, or RTU on a pty) and socat
-// pty pairs. Nothing here skips: a missing python3-pymodbus or socat fails the test that needs it.
+// Real peers for the modbus tests and benchmark: a pymodbus server (TCP, RTU over TCP, or RTU on a
+// pty), socat pty pairs, and a loopback TCP relay that stands where a serial converter would. Nothing
+// here skips: a missing python3-pymodbus or socat fails the test that needs it.
 //
 // Every process started here is tracked until it exits: `stopPeers()` (each test file's afterAll)
 // ends those still running, also after a failed test or a start that failed half-way, and the test
