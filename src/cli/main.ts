@@ -2,7 +2,8 @@
 import { createReadStream } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StoreOpenError } from '../store/errors.js';
-import { ConfigLoadError, storeSettings } from './settings.js';
+import { ConfigLoadError, loadConfigOrThrow, storeSettings } from './settings.js';
+import { bridgeSignals, runInAgentThread, wantsAgentThread } from './limits.js';
 import { UsageError } from './args.js';
 import { runCheck } from './check.js';
 import { runExport } from './export.js';
@@ -72,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'run': {
       const { values } = parse(rest, STORE_FLAGS);
+      // The config is read here first for its memory_limit (and a broken one fails before any thread starts).
+      if (wantsAgentThread()) return runInAgentThread(argv, loadConfigOrThrow(values.config).agent.memory_limit);
       return runAgentCommand({ configFile: values.config, dataDir: values['data-dir'] });
     }
     case 'import': {
@@ -142,6 +145,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function entry(): Promise<void> {
+  bridgeSignals();
   let code: number;
   try {
     code = await main(process.argv.slice(2));

@@ -24,6 +24,7 @@
 // lane passes one gate, src/sync/throttle.ts), halve concurrency;
 // split → halve the request; reject → drop the named points (or bisect to find them) and send the rest;
 // auth/fatal → pause with a loud, rate-limited log line, keep everything, try again later.
+import { LogThrottle } from '../core/log-throttle.js';
 import { OutputError, type Logger, type Output, type OutputBatch, type OutputStats } from '../core/component.js';
 import { Aimd } from './aimd.js';
 import { halve, without } from './batch.js';
@@ -150,7 +151,7 @@ export class OutputSync {
   private failures = 0;
   private failingSinceMs: number | null = null;
   private lastLoudLogMs = -Infinity;
-  private lastRejectLogMs = -Infinity;
+  private readonly rejectLog = new LogThrottle(60_000);
 
   private readonly counters: Omit<OutputStats, 'inFlight' | 'concurrency' | 'batchPoints' | 'liveLagMs' | 'counters'> = {
     sentPoints: 0,
@@ -691,9 +692,8 @@ export class OutputSync {
   }
 
   private noteRejects(points: number, reason: string): void {
-    const now = this.now();
-    if (now - this.lastRejectLogMs < 60_000) return;
-    this.lastRejectLogMs = now;
-    this.log.warn({ points, reason }, 'the upstream refused points for good; they are counted as rejected and not sent again');
+    const heldBack = this.rejectLog.pass(this.now());
+    if (heldBack === undefined) return;
+    this.log.warn({ points, reason, ...(heldBack > 0 ? { held_back: heldBack } : {}) }, 'the upstream refused points for good; they are counted as rejected and not sent again');
   }
 }
