@@ -200,6 +200,8 @@ export class Intake {
   private take(bytes: number): void {
     this.batch.bytes += bytes;
     this.heldBytes += bytes;
+    const c = this.o.totals.counters;
+    if (this.heldBytes > c.inflight_bytes_max) c.inflight_bytes_max = this.heldBytes;
     this.o.ctx.intake?.take(bytes);
   }
 

@@ -102,6 +102,7 @@ export class MqttInput implements Input {
         early_commits: 0,
         inflight: 0,
         inflight_bytes: 0,
+        inflight_bytes_max: 0,
         intake_holdbacks: 0,
         intake_held_ms: 0,
         redelivery_records: 0,

@@ -8,6 +8,7 @@
 //   /api/measurements
 // Read-only, no per-request logging (quiet in steady state). node:http: no framework for seven routes.
 import { getHeapStatistics } from 'node:v8';
+import { memoryBudgets } from '../core/memory.js';
 import { isMainThread } from 'node:worker_threads';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
@@ -210,7 +211,12 @@ function apiStatus(probe: AgentProbe): Record<string, unknown> {
     fleet: probe.view.control?.fleetStatus() ?? null,
     rules: probe.view.rules?.stats() ?? null,
     // agent.memory_limit and the heap limit V8 works with (src/cli/limits.ts sets it from the former).
-    memory: { limit_bytes: probe.view.config.agent.memory_limit, heap_limit_bytes: getHeapStatistics().heap_size_limit, agent_thread: !isMainThread },
+    memory: {
+      limit_bytes: probe.view.config.agent.memory_limit,
+      heap_limit_bytes: getHeapStatistics().heap_size_limit,
+      intake_limit_bytes: memoryBudgets(probe.view.config.agent.memory_limit).intakeBytes,
+      agent_thread: !isMainThread,
+    },
   };
 }
 
