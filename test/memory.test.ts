@@ -1,6 +1,6 @@
 // Bounded memory, as a user starts the agent (the built CLI, no NODE_OPTIONS): `sluice run` runs the
-// agent in a thread whose heap limit comes from agent.memory_limit, and a broker backlog far larger
-// than the intake budget (a sixteenth of the limit) is drained by holding intake back and resuming,
+// agent with a heap limit from agent.memory_limit (it starts itself again with it, src/cli/limits.ts),
+// and a broker backlog far larger than the intake budget (a sixteenth of the limit) is drained by holding intake back and resuming,
 // with every message stored once. Not timed: the figures (RSS, messages/s) are in bench/.
 import { connectAsync } from 'mqtt';
 import { writeFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 interface Status {
-  memory: { limit_bytes: number; heap_limit_bytes: number; intake_limit_bytes: number; agent_thread: boolean };
+  memory: { limit_bytes: number; heap_limit_bytes: number; intake_limit_bytes: number };
   inputs: Record<string, { points: number; counters: Record<string, number> }>;
 }
 
@@ -97,7 +97,7 @@ describe('bounded memory (built CLI, Node defaults)', () => {
     let agent = startAgent(config, dataDir);
     for (const i of inputs) await broker.waitForLog(new RegExp(`Sending SUBACK to sluice-mem-${i.id}`), 1, 20_000);
     const first = await status();
-    expect(first.memory).toMatchObject({ limit_bytes: 64 * MiB, intake_limit_bytes: 4 * MiB, agent_thread: true });
+    expect(first.memory).toMatchObject({ limit_bytes: 64 * MiB, intake_limit_bytes: 4 * MiB });
     // V8's heap limit: the old generation of 64 MB plus the young generation, not Node's default (GBs).
     expect(first.memory.heap_limit_bytes).toBeGreaterThanOrEqual(64 * MiB);
     expect(first.memory.heap_limit_bytes).toBeLessThan(80 * MiB);

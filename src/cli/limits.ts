@@ -1,94 +1,92 @@
 // `sluice run` sets its own memory limits, so the agent behaves the same by hand, under npx, as the
-// single binary, under systemd, Docker or a Pi image's rc script: the agent runs in a worker thread
-// whose V8 heap limits (resourceLimits) come from agent.memory_limit (src/core/memory.ts).
+// single binary, under systemd, Docker or a Pi image's rc script: it starts itself again as a child
+// with V8's heap limits (derived from agent.memory_limit, src/core/memory.ts) in NODE_OPTIONS and
+// MALLOC_ARENA_MAX=2, and waits for it.
 //
-// Why a worker thread. V8 fixes its heap limits when the isolate is made: v8.setFlagsFromString at
+// Why a child process. V8 fixes its heap limits when the isolate is made: v8.setFlagsFromString at
 // run time does not change them (measured), and Node 20 has no execve to restart itself with flags.
-// The two ways left, measured at 10k points/s (simulator, 1,000 series, bin/sluice.js, 50 s):
+// Two ways are left; measured at 10k points/s (simulator, 1,000 series, bin/sluice.js, 50 s):
 //   Node's defaults                                 RSS 142 MB steady, 163 MB max (97 MB private)
-//   worker, old generation 96 MB, young 3 MB        RSS  91 MB steady,  94 MB max (46 MB private)
-//   child process with the unit's NODE_OPTIONS
-//     and MALLOC_ARENA_MAX=2                        RSS  84 MB steady,  85 MB max (40 MB private)
-//     + the parent that waits for it                RSS  40 MB (6 MB private, the rest Node's file pages)
-// Both cut the memory by the same private amount; MALLOC_ARENA_MAX, which only a new process can
-// get, is worth ~2 MB here. The worker keeps one process: one pid for systemd and supervisors, a
-// kill -9 ends everything at once (a child could outlive a killed parent and hold the store), no
-// second copy of Node's pages in RSS, and no signal arriving twice (systemd signals every process
-// of the unit; a parent would forward it again). A heap that runs out ends the worker with
-// ERR_WORKER_OUT_OF_MEMORY, which the main thread logs before it exits 70 for the supervisor to
-// restart, where a process would abort in V8. better-sqlite3, serialport and the binary's own addon
-// are Node-API addons and load in a worker (the tests and the bench run the agent this way).
+//   worker thread, resourceLimits old 96 / young 3  RSS  91 MB steady,  94 MB max (46 MB private)
+//   child with the limits and MALLOC_ARENA_MAX=2    RSS  84 MB steady,  85 MB max (40 MB private)
+//     + this process, which only waits              RSS ~40 MB, of which ~6 MB private (the rest
+//                                                   Node's file pages, shared with the child)
+// A worker thread would keep one process, but serialport's addon is not safe in one: with a serial
+// input the agent died at the first byte ("FATAL ERROR: HandleScope::HandleScope Entering the V8 API
+// without proper locking in place", Node 20.20, by hand and in the binary), and Modbus RTU uses the
+// same addon. better-sqlite3 and the binary's own addon did work there. So a child, for every config.
 //
-// The main thread only starts the worker, forwards SIGINT, SIGTERM and SIGHUP to it (signals reach
-// only the main thread; the agent's handlers are process.on(...) listeners, which the bridge below
-// calls in the worker) and exits with the worker's exit code. SLUICE_AGENT_THREAD=0 runs the agent
-// in the main thread with Node's own limits (NODE_OPTIONS then decides), for debugging.
+// What the parent does, so supervisors see one well-behaved service:
+// - it forwards SIGINT, SIGTERM and SIGHUP and exits with the child's status (128 + signal when the
+//   child died of one), so EXIT_RESTART (75) and config errors (78) reach systemd unchanged;
+// - systemd signals every process of the unit, so the child gets SIGTERM twice: run.ts keeps its
+//   handlers for the whole stop, and a repeated signal changes nothing;
+// - kill -9 of the pid a supervisor knows (the parent) ends the agent as it would a single process:
+//   the child sees its IPC channel close and kills itself with SIGKILL at once, no clean stop (a
+//   clean stop would outlive the kill and race the next start for the store and the broker session);
+// - the pid systemd tracks (Type=exec) is the parent's; `sluice health` is what says the agent is up.
+// A V8 heap that runs out aborts the child (SIGABRT): the parent exits 134 and the supervisor restarts.
+// The user's own NODE_OPTIONS come after ours, so an explicit --max-old-space-size still wins.
+// SLUICE_OWN_LIMITS=0 runs the agent in this process with Node's defaults, for debugging.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import * as sea from 'node:sea';
-import { isMainThread, parentPort, Worker, workerData, type ResourceLimits } from 'node:worker_threads';
 import { memoryBudgets } from '../core/memory.js';
+import { dropStartupPages } from '../sea/pages.js';
 
-/** EX_SOFTWARE: the agent's thread ended without an exit code of its own (out of memory, a crash). */
-export const EXIT_AGENT_THREAD_FAILED = 70;
+/** Set in the child's environment: the limits are applied, run the agent here. */
+const CHILD_ENV = 'SLUICE_LIMITED';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-const MARK = 'sluiceAgentThread';
 
-/** Whether `sluice run` should start the agent's thread rather than run the agent here. */
-export function wantsAgentThread(): boolean {
-  return isMainThread && process.env.SLUICE_AGENT_THREAD !== '0';
+/** Whether `sluice run` should start itself again with its limits rather than run the agent here. */
+export function wantsOwnLimits(): boolean {
+  return process.env[CHILD_ENV] !== '1' && process.env.SLUICE_OWN_LIMITS !== '0';
 }
 
-export function agentResourceLimits(memoryLimitBytes: number): ResourceLimits {
+/** The V8 flags of a memory limit: old generation in MB, semi-space a third of the young generation. */
+export function heapFlags(memoryLimitBytes: number): string[] {
   const b = memoryBudgets(memoryLimitBytes);
-  return { maxOldGenerationSizeMb: b.heapOldMb, maxYoungGenerationSizeMb: b.heapYoungMb };
+  return [`--max-old-space-size=${b.heapOldMb}`, `--max-semi-space-size=${Math.max(1, Math.round(b.heapYoungMb / 3))}`];
 }
 
-/** The code of this program, for the worker: the bundle itself (dist/), or in the single binary its copy among the assets. */
-function workerSource(): { source: string | URL; eval: boolean } {
-  if (sea.isSea()) {
-    // The SEA main script is not a file; build/bin.mjs carries the same bundle as an asset. In an
-    // evaluated script __filename is "[worker eval]": the binary's path instead, as in the main thread.
-    const bundle = sea.getAsset('sluice.cjs', 'utf8');
-    return { source: `globalThis.__filename = ${JSON.stringify(process.execPath)};\n${bundle}`, eval: true };
-  }
-  return { source: new URL(import.meta.url), eval: false };
-}
-
-/** Runs `sluice run` (argv as given to the command line) in the agent's thread; resolves with its exit code. */
-export function runInAgentThread(argv: readonly string[], memoryLimitBytes: number): Promise<number> {
-  const { source, eval: isEval } = workerSource();
-  const worker = new Worker(source, {
-    eval: isEval,
-    argv: [...argv],
-    workerData: { [MARK]: true },
-    resourceLimits: agentResourceLimits(memoryLimitBytes),
-    // The agent writes its log with synchronous writes to fd 1 (pino); what it writes through
-    // process.stdout/stderr goes to this thread's streams.
-    stdout: false,
-    stderr: false,
-  });
-  const forward = (signal: NodeJS.Signals) => worker.postMessage({ signal });
-  for (const s of SIGNALS) process.on(s, forward);
+/** Runs `sluice <argv>` as a child with the limits; resolves with its exit status. */
+export function runWithOwnLimits(argv: readonly string[], memoryLimitBytes: number): Promise<number> {
+  // The binary is its own program; under node, the script (bin/sluice.js or dist/sluice.js) comes first.
+  const args = sea.isSea() ? [...argv] : [...process.execArgv, process.argv[1], ...argv];
+  const env = {
+    ...process.env,
+    [CHILD_ENV]: '1',
+    NODE_OPTIONS: [...heapFlags(memoryLimitBytes), process.env.NODE_OPTIONS ?? ''].join(' ').trim(),
+    // Fewer malloc arenas: each thread that allocates may otherwise get its own (8 per core).
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+  };
   return new Promise((resolve) => {
-    let failure: Error | undefined;
-    worker.on('error', (err) => {
-      failure = err;
-      const what = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' ? `the agent ran out of its heap (agent.memory_limit): ${err.message}` : (err.stack ?? String(err));
-      process.stderr.write(`sluice: ${what}\n`);
-    });
-    worker.on('exit', (code) => {
+    const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env });
+    // From here on this process only waits: the binary's start-up pages can go (src/sea/pages.ts; the
+    // child says so in its log when it does the same, this is the quiet twin).
+    try {
+      dropStartupPages();
+    } catch {
+      // Memory hygiene only.
+    }
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    for (const s of SIGNALS) process.on(s, forward);
+    const done = (code: number) => {
       for (const s of SIGNALS) process.off(s, forward);
-      resolve(failure ? EXIT_AGENT_THREAD_FAILED : code);
+      resolve(code);
+    };
+    child.once('error', (err) => {
+      process.stderr.write(`sluice: cannot start the agent: ${err.message}\n`);
+      done(1);
     });
+    child.once('exit', (code, signal) => done(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
   });
 }
 
-/** In the agent's thread: the main thread's signals arrive as messages and are emitted here as on a process. */
-export function bridgeSignals(): void {
-  if (isMainThread || !parentPort || (workerData as Record<string, unknown> | null)?.[MARK] !== true) return;
-  parentPort.on('message', (m: { signal?: NodeJS.Signals }) => {
-    if (m.signal && (SIGNALS as readonly string[]).includes(m.signal)) process.emit(m.signal, m.signal);
-  });
-  // The bridge must not keep the thread alive once the agent has stopped.
-  parentPort.unref();
+/** In the child: the parent was killed (a clean exit of the parent follows ours), so the agent dies with it. */
+export function dieWithParent(): void {
+  if (process.env[CHILD_ENV] !== '1' || !process.channel) return;
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 }

@@ -9,7 +9,6 @@
 // Read-only, no per-request logging (quiet in steady state). node:http: no framework for seven routes.
 import { getHeapStatistics } from 'node:v8';
 import { memoryBudgets } from '../core/memory.js';
-import { isMainThread } from 'node:worker_threads';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from '../core/component.js';
@@ -210,12 +209,11 @@ function apiStatus(probe: AgentProbe): Record<string, unknown> {
     config: probe.view.control?.configStatus() ?? null,
     fleet: probe.view.control?.fleetStatus() ?? null,
     rules: probe.view.rules?.stats() ?? null,
-    // agent.memory_limit and the heap limit V8 works with (src/cli/limits.ts sets it from the former).
+    // agent.memory_limit and the heap limit V8 works with (`sluice run` sets it from the former, src/cli/limits.ts).
     memory: {
       limit_bytes: probe.view.config.agent.memory_limit,
       heap_limit_bytes: getHeapStatistics().heap_size_limit,
       intake_limit_bytes: memoryBudgets(probe.view.config.agent.memory_limit).intakeBytes,
-      agent_thread: !isMainThread,
     },
   };
 }
