@@ -1,6 +1,6 @@
 // The agent's memory plan: one setting (agent.memory_limit, the resident memory the agent may use)
 // divided into the budgets of everything whose size would otherwise follow the arrival rate or the
-// backlog. Pure: the CLI derives the V8 heap limits of the agent's thread from it (src/cli/limits.ts),
+// backlog. Pure: `sluice run` derives the V8 heap flags of the agent's process from it (src/cli/limits.ts),
 // the agent hands the intake budget to its inputs, and the ring and the sync engine may take their
 // shares from the same object.
 //
@@ -26,9 +26,9 @@ const MiB = 1024 * 1024;
 export interface MemoryBudgets {
   /** agent.memory_limit. */
   limitBytes: number;
-  /** V8 old generation of the agent's thread, MB (resourceLimits.maxOldGenerationSizeMb). */
+  /** V8 old generation of the agent, MB (--max-old-space-size). */
   heapOldMb: number;
-  /** V8 young generation, MB (resourceLimits.maxYoungGenerationSizeMb; three semi-spaces' worth). */
+  /** V8 young generation, MB (three semi-spaces' worth: --max-semi-space-size is a third of it). */
   heapYoungMb: number;
   /** What all inputs together hold between receipt and commit. */
   intakeBytes: number;
