@@ -201,10 +201,9 @@ export async function memoryBench() {
   const only = process.env.SLUICE_BENCH_MEMORY_ONLY;
   const rows = [];
   if (!only || only === 'steady') rows.push(await steadyRun());
-  if (!only || only === 'backlog') {
-    rows.push(await backlogRun({ name: 'JSON, 1 point/message, MQTT 3.1.1', format: 'json', protocolVersion: 4, linesPerMessage: 1 }));
-    rows.push(await backlogRun({ name: 'line protocol, 10 points/message, MQTT 5', format: 'influx', protocolVersion: 5, linesPerMessage: 10 }));
-  }
+  // SLUICE_BENCH_MEMORY_ONLY=backlog-json or backlog-influx runs one of the two drains.
+  if (!only || only === 'backlog' || only === 'backlog-json') rows.push(await backlogRun({ name: 'JSON, 1 point/message, MQTT 3.1.1', format: 'json', protocolVersion: 4, linesPerMessage: 1 }));
+  if (!only || only === 'backlog' || only === 'backlog-influx') rows.push(await backlogRun({ name: 'line protocol, 10 points/message, MQTT 5', format: 'influx', protocolVersion: 5, linesPerMessage: 10 }));
   return rows;
 }
 

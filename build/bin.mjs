@@ -260,9 +260,6 @@ async function buildTarget(t) {
   const blob = join(work, 'sluice.blob');
   // Only the addons the bundle reaches are carried.
   const assets = Object.fromEntries(Object.entries(t.addons).filter(([name]) => used.has(name)).map(([name, path]) => [`native/${name}.node`, path]));
-  // The bundle again, as an asset: `sluice run` starts the agent in a worker thread with heap limits
-  // (src/cli/limits.ts), and a worker needs the code as text; the SEA main script is not readable.
-  assets['sluice.cjs'] = main;
   const seaConfig = { main, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
   run(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -275,7 +272,7 @@ async function buildTarget(t) {
   const { inject } = require('postject');
   await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
   renameSync(tmp, target);
-  return { arch: t.arch, file: target, bytes: statSync(target).size, bundleBytes: statSync(main).size, blobBytes: statSync(blob).size, addons: Object.keys(assets).filter((a) => a.startsWith('native/')).map((a) => a.replace(/^native\/|\.node$/g, '')) };
+  return { arch: t.arch, file: target, bytes: statSync(target).size, bundleBytes: statSync(main).size, blobBytes: statSync(blob).size, addons: Object.keys(assets).map((a) => a.replace(/^native\/|\.node$/g, '')) };
 }
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : (process.env.SLUICE_TARGETS ?? 'x64,arm64').split(',');
