@@ -110,7 +110,8 @@ async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
     config,
     [
       'version: 1',
-      'agent: { id: mem }',
+      // SLUICE_BENCH_MEMORY_LIMIT sets agent.memory_limit (default: the agent's own default).
+      `agent: { id: mem${process.env.SLUICE_BENCH_MEMORY_LIMIT ? `, memory_limit: ${process.env.SLUICE_BENCH_MEMORY_LIMIT}` : ''} }`,
       'buffer: { max_size: 2GiB, when_full: drop_oldest }',
       `http: { listen: "127.0.0.1:${port}" }`,
       'inputs:',
