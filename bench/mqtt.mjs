@@ -43,7 +43,7 @@ function canConnect(port) {
   });
 }
 
-async function startBroker(dir) {
+export async function startBroker(dir) {
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
   // Unbounded queues: publishers may run ahead of the subscriber, and the bench must not lose messages
@@ -71,7 +71,7 @@ function committedPoints(db) {
 const peakRssMb = (pid) => memoryMb(pid)?.peak ?? null;
 
 /** Publishes as fast as the broker acknowledges, for `ms`; resolves with the messages published. */
-function publishFor(client, ms, payload) {
+export function publishFor(client, ms, payload) {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + ms;
     let inflight = 0;

@@ -69,7 +69,7 @@ describe('valid configs', () => {
   it('decodes the example with defaults applied and units converted', () => {
     const c = ok(read('config/example.yaml'), { env: EXAMPLE_ENV });
     expect(c.version).toBe(1);
-    expect(c.agent).toEqual({ id: 'gw-plant-a-07', data_dir: '/var/lib/sluice', tags: { site: 'plant-a' }, commit_interval: 500 });
+    expect(c.agent).toEqual({ id: 'gw-plant-a-07', data_dir: '/var/lib/sluice', tags: { site: 'plant-a' }, commit_interval: 500, memory_limit: 96 * 1024 * 1024 });
     expect(c.buffer).toEqual({ max_size: 256 * 1024 * 1024, when_full: 'rollup' });
     expect(c.aggregate).toEqual({ windows: [60_000, 3_600_000], functions: ['mean', 'min', 'max', 'count', 'last'] });
     expect(c.retention).toEqual({ raw: 7 * 86_400_000, '1m': 90 * 86_400_000, '1h': 2 * 365 * 86_400_000 });
@@ -122,7 +122,7 @@ describe('valid configs', () => {
   it('fills every default from `version: 1` alone', () => {
     expect(ok('version: 1\n')).toEqual({
       version: 1,
-      agent: { id: 'test-host', data_dir: './sluice-data', tags: {}, commit_interval: 500 },
+      agent: { id: 'test-host', data_dir: './sluice-data', tags: {}, commit_interval: 500, memory_limit: 96 * 1024 * 1024 },
       buffer: { max_size: 268_435_456, when_full: 'rollup' },
       inputs: {},
       aggregate: { windows: [60_000, 3_600_000], functions: ['mean', 'min', 'max', 'count', 'last'] },

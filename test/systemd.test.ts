@@ -53,6 +53,12 @@ describe('systemd/sluice.service', () => {
     expect(d.get('KillSignal')).toEqual(['SIGTERM']);
   });
 
+  it('sets no memory flags of its own: `sluice run` sizes its heap from agent.memory_limit (test/memory.test.ts)', () => {
+    const env = [...(d.get('Environment') ?? [])].join(' ');
+    expect(env).not.toMatch(/NODE_OPTIONS|MALLOC_ARENA_MAX|max-old-space-size|max-semi-space-size/);
+    expect(d.get('ExecStart')).toEqual(['/usr/local/bin/sluice run -c /etc/sluice/sluice.yaml']);
+  });
+
   it('is hardened in ways Node survives', () => {
     // V8's JIT needs writable+executable memory; PrivateDevices hides the serial ports.
     expect(d.has('MemoryDenyWriteExecute')).toBe(false);

@@ -16,6 +16,7 @@
 //   characters, wrong format) are skipped; the lines around them are stored;
 // - the ring refusing points (full under drop_newest, or closing) is counted (`refused`): polled data
 //   cannot be asked for again, and the input goes on.
+import { LogThrottle } from '../../src/core/log-throttle.js';
 import { readdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
@@ -86,8 +87,8 @@ export class SerialInput implements Input {
   private errors = 0;
   private refused = 0;
   private lastPointMs: number | null = null;
-  private readonly garbageLog = new Throttle(LOG_EVERY_MS);
-  private readonly refusedLog = new Throttle(LOG_EVERY_MS);
+  private readonly garbageLog = new LogThrottle(LOG_EVERY_MS);
+  private readonly refusedLog = new LogThrottle(LOG_EVERY_MS);
 
   constructor(
     private readonly config: SerialInputConfig,
@@ -357,24 +358,4 @@ export async function listSerialDevices(): Promise<string[]> {
   // ttyS* is left out: most PCs have 32 of them whether or not a UART is behind any.
   await scan('/dev', (name) => /^(ttyUSB|ttyACM|ttyAMA|ttyXRUSB|ttymxc|ttySC|ttyO|rfcomm|serial)\d+$/.test(name));
   return found.sort().slice(0, 32);
-}
-
-/** Rate limit for log lines: one per interval, with how many were held back since the last. */
-class Throttle {
-  private lastMs = -Infinity;
-  private held = 0;
-
-  constructor(private readonly everyMs: number) {}
-
-  /** undefined: stay quiet (counted); a number: log now, that many were held back. */
-  pass(nowMs: number): number | undefined {
-    if (nowMs - this.lastMs < this.everyMs) {
-      this.held++;
-      return undefined;
-    }
-    this.lastMs = nowMs;
-    const held = this.held;
-    this.held = 0;
-    return held;
-  }
 }

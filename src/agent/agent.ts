@@ -2,6 +2,7 @@
 // the agent's tags; the ring's group commit decides when their points are durable.
 import type { Config, InputConfig, OutputConfig } from '../config/index.js';
 import type { CommitMark, Input, Logger, Sink } from '../core/component.js';
+import { ByteBudget, memoryBudgets, type MemoryBudgets } from '../core/memory.js';
 import type { Point } from '../core/point.js';
 import { SqliteRing, type RingOptions } from '../store/ring.js';
 import { createInput, createOutput } from './registry.js';
@@ -52,9 +53,19 @@ export class Agent {
   private retentionTask: ScheduledTask | undefined;
   private http: HttpEndpoint | undefined;
   private readonly log: Logger;
+  /**
+   * The budgets derived from agent.memory_limit (src/core/memory.ts); the heap limits were applied
+   * when the process started (src/cli/limits.ts). The ring's pending points and the sync engine's
+   * prepared batches may take their shares from here.
+   */
+  readonly memory: MemoryBudgets;
+  /** What all inputs together hold between receipt and commit. */
+  readonly intake: ByteBudget;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log;
+    this.memory = memoryBudgets(options.config.agent.memory_limit);
+    this.intake = new ByteBudget(this.memory.intakeBytes);
     this.ring = SqliteRing.open({
       ...options.ring,
       onWarning: (message, details) => this.log.warn({ ...details }, message),
@@ -97,7 +108,7 @@ export class Agent {
 
   private createInputFor(id: string, inputConfig: InputConfig): Promise<Input> {
     const log = this.log.child({ input: id, type: inputConfig.type });
-    return createInput(id, inputConfig, { id, log, sink: this.sinkFor(), agentId: this.options.config.agent.id, dataDir: this.options.ring.dataDir });
+    return createInput(id, inputConfig, { id, log, sink: this.sinkFor(), agentId: this.options.config.agent.id, dataDir: this.options.ring.dataDir, intake: this.intake });
   }
 
   private async startOutput(id: string, outputConfig: OutputConfig): Promise<void> {

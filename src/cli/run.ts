@@ -31,8 +31,10 @@ export async function runAgentCommand(opts: { configFile?: string; dataDir?: str
   agent.control = fleet;
   log.info({ version: VERSION, config: opts.configFile ?? '(embedded default)', source: boot.source }, 'starting');
   const stopped = new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+    // on, not once: under systemd the signal comes twice (to this process and forwarded by the parent
+    // that set the memory limits, src/cli/limits.ts); a second one must not kill the agent mid-stop.
+    process.on('SIGINT', () => resolve('SIGINT'));
+    process.on('SIGTERM', () => resolve('SIGTERM'));
     restart = () => resolve('restart');
   });
   await agent.start();

@@ -3,6 +3,7 @@
 import { Type, type StaticDecode, type TObject, type TUnsafe } from '@sinclair/typebox';
 import { INPUT_DRIVERS, OUTPUT_DRIVERS, type InputConfig, type OutputConfig } from '../../drivers/index.js';
 import { AGGREGATE_FUNCTIONS } from '../core/aggregate.js';
+import { DEFAULT_MEMORY_LIMIT, MIN_MEMORY_LIMIT_BYTES } from '../core/memory.js';
 import { RulesSchema, finishRules, type RulesConfig } from '../rules/schema.js';
 import { FleetSchema, finishFleet, type FleetConfig } from './fleet.js';
 import type { Path } from '../core/schema/errors.js';
@@ -19,7 +20,7 @@ import {
   withDefault,
   type RegisteredComponent,
 } from '../core/schema/kit.js';
-import { DURATION_PATTERN, durationMs, formatDuration, type Milliseconds } from '../core/schema/units.js';
+import { DURATION_PATTERN, durationMs, formatDuration, formatSize, type Milliseconds } from '../core/schema/units.js';
 
 /** Registered inputs, by YAML `type`. */
 export const INPUT_COMPONENTS: readonly RegisteredComponent[] = INPUT_DRIVERS;
@@ -47,6 +48,13 @@ export const AgentSchema = Type.Object(
     commit_interval: withDefault(
       Duration({ description: 'Group commit interval: points are made durable at least this often; the most a power cut may cost for polled inputs.' }),
       '500ms',
+    ),
+    memory_limit: withDefault(
+      Size({
+        description:
+          'Memory the agent plans for (resident set). `sluice run` sizes its heap from it (V8 old generation of this many MB, a 3 MB young generation) whoever starts it (by hand, npx, the binary, systemd, Docker), and inputs hold back when what they hold before the group commit reaches a sixteenth of it (MQTT stops reading; the broker keeps the backlog). At least 64MiB. The default suits a 512 MB box.',
+      }),
+      DEFAULT_MEMORY_LIMIT,
     ),
   },
   { additionalProperties: false, description: 'The agent itself.' },
@@ -267,6 +275,9 @@ export function finishConfig(cfg: PartialConfig, raw: Record<string, unknown>, h
     }
   }
 
+  if (cfg.agent && cfg.agent.memory_limit < MIN_MEMORY_LIMIT_BYTES) {
+    r.error(['agent', 'memory_limit'], `memory_limit must be at least ${formatSize(MIN_MEMORY_LIMIT_BYTES)}: Node itself needs about 40 MB beside the heap`);
+  }
   if (cfg.rules) finishRules(cfg.rules, (path, message, at) => r.error(path, message, at));
   if (cfg.fleet) finishFleet(cfg.fleet, (path, message, at) => r.error(path, message, at));
 

@@ -7,6 +7,7 @@
 //   - stop() resolves when the component has let go of every timer, socket and file handle; after it
 //     resolves the component never writes again. start() and stop() are never called concurrently.
 import type { RowGroup } from './chunk.js';
+import type { ByteBudget } from './memory.js';
 import type { Point } from './point.js';
 
 /** Structured logger (pino's shape); drivers get one pre-tagged with their id and type. */
@@ -94,6 +95,12 @@ export interface InputContext {
   /** Agent id, for client ids and the like. */
   agentId: string;
   dataDir: string;
+  /**
+   * What all inputs together may hold between receipt and commit (src/core/memory.ts). An input whose
+   * peer can wait (MQTT) stops reading while it is exhausted. Optional: without it intake is bounded
+   * only by the input's own window.
+   */
+  intake?: ByteBudget;
 }
 
 export interface Input {

@@ -7,6 +7,8 @@
 //   /api/latest   the latest row of a measurement's series
 //   /api/measurements
 // Read-only, no per-request logging (quiet in steady state). node:http: no framework for seven routes.
+import { getHeapStatistics } from 'node:v8';
+import { memoryBudgets } from '../core/memory.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from '../core/component.js';
@@ -207,6 +209,12 @@ function apiStatus(probe: AgentProbe): Record<string, unknown> {
     config: probe.view.control?.configStatus() ?? null,
     fleet: probe.view.control?.fleetStatus() ?? null,
     rules: probe.view.rules?.stats() ?? null,
+    // agent.memory_limit and the heap limit V8 works with (`sluice run` sets it from the former, src/cli/limits.ts).
+    memory: {
+      limit_bytes: probe.view.config.agent.memory_limit,
+      heap_limit_bytes: getHeapStatistics().heap_size_limit,
+      intake_limit_bytes: memoryBudgets(probe.view.config.agent.memory_limit).intakeBytes,
+    },
   };
 }
 

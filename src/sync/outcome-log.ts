@@ -3,6 +3,7 @@
 // one per retry. Kept apart from the engine so its wording is in one place (the drivers' READMEs
 // quote these lines).
 import type { Logger, OutputError } from '../core/component.js';
+import { LogThrottle } from '../core/log-throttle.js';
 
 /** How often a refusal for good is logged (each refusal is counted in any case). */
 const REJECT_LOG_EVERY_MS = 60_000;
@@ -18,7 +19,7 @@ export interface FailureContext {
 
 export class OutcomeLog {
   private lastLoudLogMs = -Infinity;
-  private lastRejectLogMs = -Infinity;
+  private readonly rejectLog = new LogThrottle(REJECT_LOG_EVERY_MS);
 
   constructor(
     private readonly log: Logger,
@@ -46,8 +47,8 @@ export class OutcomeLog {
   }
 
   rejects(points: number, reason: string, now: number): void {
-    if (now - this.lastRejectLogMs < REJECT_LOG_EVERY_MS) return;
-    this.lastRejectLogMs = now;
-    this.log.warn({ points, reason }, 'the upstream refused points for good; they are counted as rejected and not sent again');
+    const heldBack = this.rejectLog.pass(now);
+    if (heldBack === undefined) return;
+    this.log.warn({ points, reason, ...(heldBack > 0 ? { held_back: heldBack } : {}) }, 'the upstream refused points for good; they are counted as rejected and not sent again');
   }
 }

@@ -1,0 +1,150 @@
+// Bounded memory, as a user starts the agent (the built CLI, no NODE_OPTIONS): `sluice run` runs the
+// agent with a heap limit from agent.memory_limit (it starts itself again with it, src/cli/limits.ts),
+// and a broker backlog far larger than the intake budget (a sixteenth of the limit) is drained by holding intake back and resuming,
+// with every message stored once. Not timed: the figures (RSS, messages/s) are in bench/.
+import { connectAsync } from 'mqtt';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sluice, sluiceSpawn } from './helpers/cli.js';
+import { freePort } from './helpers/http.js';
+import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const MiB = 1024 * 1024;
+const MESSAGES = 3000;
+const LINES_PER_MESSAGE = 20;
+
+let broker: Mosquitto;
+const cleanups: (() => unknown)[] = [];
+
+beforeAll(async () => {
+  // Unbounded queue and in-flight window: for MQTT 3.1.1 the broker then sends the whole backlog at
+  // once, so only the agent's own budget can bound what it holds.
+  broker = await startMosquitto({ global: ['max_queued_messages 0', 'max_inflight_messages 0'], verbose: true });
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(async () => {
+  await broker?.stop();
+});
+
+interface Status {
+  memory: { limit_bytes: number; heap_limit_bytes: number; intake_limit_bytes: number };
+  inputs: Record<string, { points: number; counters: Record<string, number> }>;
+}
+
+function startAgent(config: string, dataDir: string) {
+  const child = sluiceSpawn(['run', '-c', config, '--data-dir', dataDir]);
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  return { child, exited, output: () => output };
+}
+
+async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('bounded memory (built CLI, Node defaults)', () => {
+  it('drains a backlog many times its intake budget: holds back, resumes, stores every message once', async () => {
+    const dir = tmpDir();
+    const dataDir = join(dir, 'data');
+    const config = join(dir, 'sluice.yaml');
+    const port = await freePort();
+    const inputs = [
+      { id: 'v4', protocolVersion: 4 },
+      { id: 'v5', protocolVersion: 5 },
+    ];
+    writeFileSync(
+      config,
+      [
+        'version: 1',
+        // A long commit interval: the budget, not the timer, must be what makes intake wait and commit.
+        'agent: { id: mem, memory_limit: 64MiB, commit_interval: 10s }',
+        'buffer: { max_size: 256MiB, when_full: drop_newest }',
+        `http: { listen: "127.0.0.1:${port}" }`,
+        'inputs:',
+        ...inputs.flatMap((i) => [
+          `  ${i.id}:`,
+          '    type: mqtt',
+          `    url: ${broker.url}`,
+          `    topics: ["backlog/${i.id}/#"]`,
+          '    format: influx',
+          '    influx: { precision: ms }',
+          '    qos: 1',
+          `    protocol_version: ${i.protocolVersion}`,
+          '    max_inflight: 65535',
+        ]),
+        '',
+      ].join('\n'),
+    );
+    const status = () => fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.json() as Promise<Status>);
+
+    // The first run makes the persistent sessions; the backlog is published while the agent is stopped.
+    let agent = startAgent(config, dataDir);
+    for (const i of inputs) await broker.waitForLog(new RegExp(`Sending SUBACK to sluice-mem-${i.id}`), 1, 20_000);
+    const first = await status();
+    expect(first.memory).toMatchObject({ limit_bytes: 64 * MiB, intake_limit_bytes: 4 * MiB });
+    // V8's heap limit: the old generation of 64 MB plus the young generation, not Node's default (GBs).
+    expect(first.memory.heap_limit_bytes).toBeGreaterThanOrEqual(64 * MiB);
+    expect(first.memory.heap_limit_bytes).toBeLessThan(80 * MiB);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+
+    const baseMs = Date.UTC(2026, 0, 1);
+    for (const i of inputs) {
+      const pub = await connectAsync(broker.url, { clientId: `pub-${i.id}-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 });
+      const pending: Promise<unknown>[] = [];
+      for (let n = 0; n < MESSAGES; n++) {
+        const lines = Array.from({ length: LINES_PER_MESSAGE }, (_, l) => `m_${i.id},line=${l} n=${n}i,value=${(n % 97) + l / 10} ${baseMs + n}`);
+        pending.push(pub.publishAsync(`backlog/${i.id}/m`, lines.join('\n'), { qos: 1 }));
+        if (pending.length >= 200) await Promise.all(pending.splice(0));
+      }
+      await Promise.all(pending);
+      await pub.endAsync();
+    }
+
+    agent = startAgent(config, dataDir);
+    const drained = await poll(
+      async () => {
+        const s = await status();
+        return inputs.every((i) => s.inputs[i.id].counters.messages_acked >= MESSAGES) ? s : undefined;
+      },
+      120_000,
+      () => `every message acknowledged: ${agent.output().slice(-2000)}`,
+    );
+    const limit = drained.memory.intake_limit_bytes;
+    const largestMessage = 64 * 1024; // the most one message beyond the budget can add: the check is after each message
+    for (const i of inputs) {
+      const c = drained.inputs[i.id].counters;
+      expect(c.intake_holdbacks, `${i.id} held intake back`).toBeGreaterThan(0);
+      expect(c.intake_held_ms, i.id).toBeGreaterThan(0);
+      expect(c.inflight_bytes_max, `${i.id} held at most the budget`).toBeLessThanOrEqual(limit + largestMessage);
+      expect(c.messages_refused, i.id).toBe(0);
+    }
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+
+    // Every point once: MESSAGES × LINES_PER_MESSAGE distinct (measurement, line, n) per input, no copies.
+    const out = sluice(['export', '--data-dir', dataDir, '--precision', 'ms']);
+    expect(out.status, out.stderr).toBe(0);
+    const lines = out.stdout.split('\n').filter((l) => l.startsWith('m_'));
+    const keys = new Set(lines.map((l) => /^(m_v\d),line=(\d+) .*?\bn=(\d+)i/.exec(l)?.slice(1).join(':')));
+    expect(lines.length).toBe(inputs.length * MESSAGES * LINES_PER_MESSAGE);
+    expect(keys.size).toBe(lines.length);
+    expect(keys.has(undefined)).toBe(false);
+  }, 200_000);
+});
