@@ -86,5 +86,8 @@ describe('quarantine: refused → listed → exported → retried → delivered 
     const rows = await q<{ s: number; temperature: number }>(url, 'SELECT extract(epoch FROM time)::int AS s, temperature FROM plant ORDER BY time');
     expect(rows).toEqual([1, 2, 9, 10, 11, 12, 13].map((s) => ({ s, temperature: { 1: 20, 2: 21, 9: 22, 10: 150, 11: 151, 12: 152, 13: 23 }[s] })));
     expect(cli(['quarantine', 'list', '--data-dir', dataDir, '--json'])).toEqual({});
+    const unknown = sluice(['quarantine', 'retry', '--data-dir', dataDir, '--output', 'nobody']);
+    expect([unknown.status, unknown.stderr]).toEqual([64, 'sluice: no output "nobody" in this store (outputs: up)\n']);
+    expect(sluice(['quarantine', 'export', '--data-dir', dataDir]).stderr).toBe('sluice: quarantine export needs --output ID\n');
   }, 90_000);
 });

@@ -26,6 +26,8 @@ export async function runQuarantine(settings: StoreSettings, sub: string | undef
   try {
     if (sub === 'list') return list(ring, flags);
     const output = flags.output!;
+    const known = Object.keys(ring.status().outputs);
+    if (!known.includes(output)) throw new UsageError(`no output "${output}" in this store (outputs: ${known.join(', ') || 'none'})`);
     if (sub === 'export') return await exportLines(ring, output, flags);
     const points = sub === 'retry' ? ring.retryQuarantined(output, flags.reason) : ring.dropQuarantined(output, flags.reason);
     process.stdout.write(JSON.stringify({ output, reason: flags.reason ?? null, [sub === 'retry' ? 'retried_points' : 'dropped_points']: points }) + '\n');
