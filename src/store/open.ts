@@ -6,7 +6,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreOpenError } from './errors.js';
 import { DEFAULT_CACHE_BYTES, type RingOptions } from './options.js';
-import { QUARANTINE_SCHEMA } from './quarantine.js';
 import { reorderSeriesKeys } from './series-keys.js';
 import { LEVEL_OPEN, LEVEL_SEALED, type ChunkTable } from './table.js';
 
@@ -91,7 +90,6 @@ export function openStore<T>(options: RingOptions, build: (db: Database.Database
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.exec(SCHEMA);
-      db.exec(QUARANTINE_SCHEMA);
       const insertMeta = db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)');
       insertMeta.run('format', String(STORE_FORMAT));
       insertMeta.run('created_ms', String(Date.now()));

@@ -16,7 +16,8 @@ import { addIds, type IdRange } from './ranges.js';
 import type { GroupEntry, QuarantinedPart, QuarantineStatus } from './roles.js';
 import { LEVEL_FRESH, type ChunkTable } from './table.js';
 
-export const QUARANTINE_SCHEMA = `
+// Created with the first refused point, so a store that never had one is as it was, page for page.
+const SCHEMA = `
 CREATE TABLE IF NOT EXISTS quarantine(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   output TEXT NOT NULL,
@@ -41,14 +42,21 @@ export interface QuarantineVictim {
 }
 
 export class Quarantine {
-  private present: boolean | undefined;
+  private present = false;
 
   constructor(private readonly table: ChunkTable) {}
 
-  /** Whether this store has the table (a read-only look at a store from before it has not). */
+  /** Whether this store has the table yet (remembered once it has: another process may create it). */
   private exists(): boolean {
-    this.present ??= this.table.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quarantine'").get() !== undefined;
+    if (!this.present) this.present = this.table.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quarantine'").get() !== undefined;
     return this.present;
+  }
+
+  /** Creates the table if this store has none yet; outside a transaction, so a rollback cannot undo it behind our back. */
+  ensure(): void {
+    if (this.exists()) return;
+    this.table.db.exec(SCHEMA);
+    this.present = true;
   }
 
   /** Encoded parts ready to insert, and their bytes (for making room first). */

@@ -222,6 +222,7 @@ export class SqliteRing implements PointWriter, GroupWriter, StoreReader, Cursor
     const encoded = this.held.encode(parts);
     if (encoded.parts.length === 0) return 0;
     const points = encoded.parts.reduce((n, p) => n + p.group.timesUs.length, 0);
+    this.held.ensure();
     return this.table.transaction(() => {
       if (!this.space.makeRoom(encoded.bytes)) {
         const values = encoded.parts.reduce((n, p) => n + groupValueCount(p.group), 0);
