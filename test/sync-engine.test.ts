@@ -200,7 +200,7 @@ describe('line protocol for InfluxDB, and reading its error bodies', () => {
     expect(interpret(400, {}, '{"error":"partial write: field type conflict: input field \\"f\\" on measurement \\"m\\" is type integer, already exists as type float dropped=2"}', lines)).toMatchObject({ rejectedPoints: 2 });
     expect(interpret(400, {}, `{"error":"partial write: unable to parse 'm f=3 3': bad dropped=0"}`, lines)).toMatchObject({ rejectedPoints: 1 });
     expect(() => interpret(400, {}, `{"error":"unable to parse 'm f=1 1': invalid"}`, lines)).toThrow(expect.objectContaining({ category: 'reject', details: expect.objectContaining({ rejected: [0] }) }));
-    expect(() => interpret(400, {}, '{"error":"field type conflict"}', lines)).toThrow(expect.objectContaining({ category: 'reject', details: { status: 400 } }));
+    expect(() => interpret(400, {}, '{"error":"field type conflict"}', lines)).toThrow(expect.objectContaining({ category: 'reject', details: { status: 400, reason: 'field_type_conflict' } }));
     expect(() => interpret(401, {}, '{"error":"authorization failed"}', lines)).toThrow(expect.objectContaining({ category: 'auth' }));
     expect(() => interpret(404, {}, '{"error":"database not found: \\"x\\""}', lines)).toThrow(expect.objectContaining({ category: 'fatal' }));
     expect(() => interpret(500, {}, '{"error":"retention policy not found: nope"}', lines)).toThrow(expect.objectContaining({ category: 'fatal' }));
