@@ -443,7 +443,7 @@ describe('cross-field rules', () => {
         ),
       ),
     ).toEqual([
-      '6:5 inputs.boiler.parity: parity applies only to rtu:// urls (this bus is tcp://10.0.0.1:502)',
+      '6:5 inputs.boiler.parity: parity applies only to rtu:// and rtu+tcp:// urls (this bus is tcp://10.0.0.1:502)',
       '8:5 inputs.boiler.schedule: set either interval or schedule, not both',
       '12:55 inputs.boiler.devices[0].registers[0].type: a coil holds one bit: type must be bool, not float32',
       '13:21 inputs.boiler.devices[0].registers[1].name: field "a" is already read by registers[0] of this device',

@@ -2,7 +2,7 @@
 // InfluxDB error bodies) case by case, then its behaviour end to end against the fake v2 server:
 // live data within the flush interval, max_rate, stop/restart resending at most what was in flight.
 import { describe, expect, it } from 'vitest';
-import { OutputError } from '../src/core/component.js';
+import { OutputError, type OutputBatch } from '../src/core/component.js';
 import { Unsigned, type Point } from '../src/core/point.js';
 import { Aimd } from '../src/sync/aimd.js';
 import { halve, makeBatch, without } from '../src/sync/batch.js';
@@ -12,7 +12,7 @@ import { RingSource } from '../src/sync/source.js';
 import { SqliteRing } from '../src/store/ring.js';
 import { allLines, batchLines } from '../drivers/influxdb/lines.js';
 import { InfluxdbOutput } from '../drivers/influxdb/influxdb.js';
-import { interpret, namedLines } from '../drivers/influxdb/responses.js';
+import { namedLines } from '../drivers/influxdb/responses.js';
 import { parseRetryAfter } from '../src/core/retry-after.js';
 import { FakeInfluxV2 } from './helpers/fake-influx-v2.js';
 import { CaptureLogger, engine, makePoints, ringOptions, ringWith, until } from './helpers/sync.js';
@@ -195,19 +195,7 @@ describe('line protocol for InfluxDB, and reading its error bodies', () => {
   ])('%s', (_name, message, line, expected) => {
     expect(namedLines(message, line, lines)).toEqual(expected);
   });
-
-  it('1.6.7 bodies: partial writes are results, parse errors name points, the rest are categories', () => {
-    expect(interpret(400, {}, '{"error":"partial write: field type conflict: input field \\"f\\" on measurement \\"m\\" is type integer, already exists as type float dropped=2"}', lines)).toMatchObject({ rejectedPoints: 2 });
-    expect(interpret(400, {}, `{"error":"partial write: unable to parse 'm f=3 3': bad dropped=0"}`, lines)).toMatchObject({ rejectedPoints: 1 });
-    expect(() => interpret(400, {}, `{"error":"unable to parse 'm f=1 1': invalid"}`, lines)).toThrow(expect.objectContaining({ category: 'reject', details: expect.objectContaining({ rejected: [0] }) }));
-    expect(() => interpret(400, {}, '{"error":"field type conflict"}', lines)).toThrow(expect.objectContaining({ category: 'reject', details: { status: 400, reason: 'field_type_conflict' } }));
-    expect(() => interpret(401, {}, '{"error":"authorization failed"}', lines)).toThrow(expect.objectContaining({ category: 'auth' }));
-    expect(() => interpret(404, {}, '{"error":"database not found: \\"x\\""}', lines)).toThrow(expect.objectContaining({ category: 'fatal' }));
-    expect(() => interpret(500, {}, '{"error":"retention policy not found: nope"}', lines)).toThrow(expect.objectContaining({ category: 'fatal' }));
-    expect(() => interpret(500, {}, '{"error":"timeout"}', lines)).toThrow(expect.objectContaining({ category: 'retry' }));
-    expect(() => interpret(413, {}, '', lines)).toThrow(expect.objectContaining({ category: 'split' }));
-    expect(() => interpret(429, { 'retry-after': '3' }, '', lines)).toThrow(expect.objectContaining({ category: 'throttle', details: expect.objectContaining({ retryAfterMs: 3000 }) }));
-  });
+  // What each write answer means is the table in drivers/influxdb/cases/responses.json (responses.test.ts).
 });
 
 describe('the engine end to end (fake InfluxDB 2)', () => {
@@ -307,4 +295,85 @@ describe('the engine end to end (fake InfluxDB 2)', () => {
     await fake.close();
     void RingSource;
   });
+
+  it('pipelines one series: its next request is leased and encoded while the previous is out, sent only after it is acknowledged, in order', async () => {
+    // One series, many chunks: the shape of a burst from one MQTT topic. A real ring and an output that
+    // records what the engine asks of it and when.
+    const ring = ringWith(makePoints(1, 4000), ringOptions(undefined, { maxChunkRows: 500 }));
+    const events: { kind: 'encode' | 'start' | 'end'; firstUs: number }[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const output = {
+      connect: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+      encode: (batch: OutputBatch) => {
+        events.push({ kind: 'encode', firstUs: firstTimeUs(batch) });
+        return { firstUs: firstTimeUs(batch) };
+      },
+      write: async (batch: OutputBatch) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        events.push({ kind: 'start', firstUs: firstTimeUs(batch) });
+        await new Promise((r) => setTimeout(r, 30));
+        events.push({ kind: 'end', firstUs: firstTimeUs(batch) });
+        inFlight--;
+        return { rejectedPoints: 0, bytes: 0 };
+      },
+    };
+    const sync = engine(output, ring, { settings: { batchPoints: 500, maxConcurrency: 4 } });
+    await sync.start();
+    await until(() => ring.outputStatus('up').backlog_points === 0, 20_000, 'drained');
+    await sync.stop();
+    ring.close();
+    const starts = events.filter((e) => e.kind === 'start');
+    expect(starts.length).toBe(8);
+    // In order, one at a time: a series is never in two requests at once, whatever the concurrency limit.
+    expect(maxInFlight).toBe(1);
+    for (let i = 1; i < starts.length; i++) expect(starts[i].firstUs).toBeGreaterThan(starts[i - 1].firstUs);
+    // Each request after the first was encoded before the previous one was acknowledged, and started after it.
+    for (let i = 1; i < starts.length; i++) {
+      const encodedAt = events.findIndex((e) => e.kind === 'encode' && e.firstUs === starts[i].firstUs);
+      const previousEnd = events.findIndex((e) => e.kind === 'end' && e.firstUs === starts[i - 1].firstUs);
+      const startedAt = events.findIndex((e) => e.kind === 'start' && e.firstUs === starts[i].firstUs);
+      expect(encodedAt, `request ${i} encoded ahead`).toBeGreaterThan(-1);
+      expect(encodedAt, `request ${i} encoded ahead`).toBeLessThan(previousEnd);
+      expect(startedAt, `request ${i} after its predecessor`).toBeGreaterThan(previousEnd);
+    }
+  });
+
+  it('a failed request takes back the request prepared behind it: the series goes again oldest first', async () => {
+    const ring = ringWith(makePoints(1, 2000), ringOptions(undefined, { maxChunkRows: 500 }));
+    const starts: number[] = [];
+    let failed = false;
+    const output = {
+      connect: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+      encode: (batch: OutputBatch) => firstTimeUs(batch),
+      write: async (batch: OutputBatch) => {
+        starts.push(firstTimeUs(batch));
+        await new Promise((r) => setTimeout(r, 20));
+        // The second request fails once, while the third is prepared behind it.
+        if (starts.length === 2 && !failed) {
+          failed = true;
+          throw new OutputError('connection reset', 'retry');
+        }
+        return { rejectedPoints: 0, bytes: 0 };
+      },
+    };
+    const sync = engine(output, ring, { settings: { batchPoints: 500 } });
+    await sync.start();
+    await until(() => ring.outputStatus('up').backlog_points === 0, 20_000, 'drained');
+    await sync.stop();
+    ring.close();
+    // The failed request is sent again before anything newer of its series.
+    expect(starts[2]).toBe(starts[1]);
+    for (let i = 3; i < starts.length; i++) expect(starts[i]).toBeGreaterThan(starts[i - 1]);
+    expect(new Set(starts).size).toBe(4);
+  });
 });
+
+function firstTimeUs(batch: OutputBatch): number {
+  let min = Infinity;
+  for (const part of batch.parts) min = Math.min(min, part.group.timesUs[0]);
+  return min;
+}

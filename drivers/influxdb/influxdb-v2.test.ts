@@ -31,7 +31,8 @@ function v2Config(fake: FakeInfluxV2, extra: Partial<InfluxdbOutputConfig> = {})
     resolution: 'raw',
     batch_size: 5000,
     flush_interval: 200,
-    timeout: 2000,
+    // Long: on a loaded CI machine the fake and the client share one event loop; the test of timeouts sets its own.
+    timeout: 10_000,
     gzip: true,
     ...extra,
   };
@@ -52,7 +53,7 @@ async function setup(points: Point[], opts: { config?: Partial<InfluxdbOutputCon
   cleanup.push(() => ring.close());
   const log = new CaptureLogger();
   const output = new InfluxdbOutput(v2Config(fake, opts.config), { id: 'up', log, agentId: 'test' });
-  const sync = engine(output, ring, { log, settings: opts.settings });
+  const sync = engine(output, ring, { log, settings: { timeoutMs: 10_000, ...opts.settings } });
   cleanup.push(() => sync.stop());
   return { fake, ring, sync, log, points };
 }

@@ -23,6 +23,8 @@ interface Encoded {
   lines: Lines;
   /** v2's transport takes a string. */
   text: string | undefined;
+  /** v1 with gzip: the body, compressed on libuv's pool from the moment the batch is encoded. */
+  gzipped: Promise<Buffer> | undefined;
 }
 
 /**
@@ -80,11 +82,18 @@ export class InfluxdbOutput implements Output {
   /** The CPU part of a write: the batch as line protocol (the engine runs it ahead for the next request). */
   encode(batch: OutputBatch): Encoded {
     const lines = batchLines(batch, this.config.api);
-    return { lines, text: this.config.api === 'v2' ? lines.payload.toString('utf8') : undefined };
+    const v2 = this.config.api === 'v2';
+    let gzipped: Promise<Buffer> | undefined;
+    if (!v2 && this.config.gzip && lines.starts.length > 0) {
+      gzipped = gzip(lines.payload);
+      // An encoding made ahead may be dropped unsent (the output failed or stops): its failure is then nobody's.
+      gzipped.catch(() => undefined);
+    }
+    return { lines, text: v2 ? lines.payload.toString('utf8') : undefined, gzipped };
   }
 
   async write(batch: OutputBatch, signal: AbortSignal, encoded?: unknown): Promise<WriteResult> {
-    const { lines, text } = (encoded as Encoded | undefined) ?? this.encode(batch);
+    const { lines, text, gzipped } = (encoded as Encoded | undefined) ?? this.encode(batch);
     this.counts.unsigned_as_float += lines.unsignedAsFloat;
     this.counts.skipped_fields += lines.skippedFields;
     this.counts.skipped_points += lines.skippedPoints;
@@ -111,7 +120,7 @@ export class InfluxdbOutput implements Output {
     const params = new URLSearchParams({ db: this.config.database ?? '' });
     if (this.config.retention_policy !== undefined) params.set('rp', this.config.retention_policy);
     params.set('precision', 'u');
-    const payload = this.config.gzip ? await gzip(lines.payload) : lines.payload;
+    const payload = gzipped !== undefined ? await gzipped : lines.payload;
     const res = await this.post(`/write?${params.toString()}`, payload, signal);
     return { ...interpret(res.status, res.headers, res.body, lines), bytes };
   }

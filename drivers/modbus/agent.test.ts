@@ -22,6 +22,7 @@ describe('modbus config', () => {
     const meters = r.config.inputs.meters as ModbusInputConfig;
     expect(boiler).toMatchObject({ interval: 5000, timeout: 1000, measurement: 'boiler' });
     expect(meters).toMatchObject({ schedule: '0 * * * * *', baud_rate: 19200, parity: 'even', timeout: 500, measurement: 'meters' });
+    expect(r.config.inputs.pumps).toMatchObject({ url: 'rtu+tcp://192.168.1.30:4001', baud_rate: 9600, parity: 'even', data_bits: 8, stop_bits: 1, measurement: 'pumps' });
     expect(here('README.md')).toContain('```yaml\n' + text + '```');
     expect(sluice(['check', '-c', new URL('sample.yaml', import.meta.url).pathname]).status).toBe(0);
   });
@@ -43,9 +44,14 @@ describe('sluice run with a modbus input', () => {
     server = undefined;
   });
 
-  it('stores one point per device per poll, typed, tagged with the device, and stops cleanly', async () => {
+  // Modbus TCP, and RTU over TCP (pymodbus's RTU framer on its TCP server, as a serial converter).
+  it.each([
+    { scheme: 'tcp', framer: undefined },
+    { scheme: 'rtu+tcp', framer: 'rtu' as const },
+  ])('$scheme: stores one point per device per poll, typed, tagged with the device, and stops cleanly', async ({ scheme, framer }) => {
     server = await startPymodbus({
       tcp: { port: 0 },
+      framer,
       units: {
         '1': { hr: { '0': [1234, 0xff85, ...words((b) => b.writeFloatBE(21.3), 4), ...words((b) => b.writeBigUInt64BE(2n ** 64n - 1n), 8)] }, co: { '0': [true] } },
         '2': { ir: { '0': [7] } },
@@ -62,7 +68,7 @@ describe('sluice run with a modbus input', () => {
         'inputs:',
         '  plant:',
         '    type: modbus',
-        `    url: tcp://127.0.0.1:${server.port}`,
+        `    url: ${scheme}://127.0.0.1:${server.port}`,
         '    interval: 500ms',
         '    measurement: plc',
         '    devices:',

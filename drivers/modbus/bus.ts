@@ -1,17 +1,24 @@
-// The bus: one link (a TCP connection or a serial port) and the rule that matters most on RS-485 —
-// one transaction at a time — shared by every input in the process that names the same port or
-// host:port. It also holds a circuit breaker per unit id, so a dead unit is backed off for every
-// input that polls it, and decides whose request goes next, so a slow unit holds the line for its
-// own requests but does not make every other unit's request wait behind each of its own.
+// The bus: one link (a TCP connection, a serial port, or a TCP connection to a serial converter) and
+// the rule that matters most on RS-485 — one transaction at a time — shared by every input in the
+// process that names the same port or host:port. It also holds a circuit breaker per unit id, so a
+// dead unit is backed off for every input that polls it, and decides whose request goes next, so a
+// slow unit holds the line for its own requests but does not make every other unit's request wait
+// behind each of its own.
 import { realpathSync } from 'node:fs';
 import type { Logger } from '../../src/core/component.js';
-import { RtuTransport, type SerialSettings } from './transport-rtu.js';
+import { serialLine, socketLine, type SerialSettings } from './line.js';
+import { RtuTransport } from './transport-rtu.js';
 import { TcpTransport } from './transport-tcp.js';
 import type { LinkEvents, TransactionRequest, TransactionResult, Transport } from './transport.js';
 
 export type BusSpec =
   | { kind: 'tcp'; host: string; port: number; maxInFlight?: number }
-  | ({ kind: 'rtu'; path: string } & SerialSettings);
+  | ({ kind: 'rtu'; path: string } & SerialSettings)
+  /** RTU frames over TCP (a serial-to-Ethernet converter); the settings are the serial line's behind it. */
+  | ({ kind: 'rtu+tcp'; host: string; port: number } & SerialSettings);
+
+/** The serial line of an RTU bus (a port, or the line behind a converter): one line, one speed. */
+type SerialBusSpec = Extract<BusSpec, SerialSettings>;
 
 export interface BusTuning {
   /** First reconnect delay; doubles (with jitter) up to reconnectMaxMs, forever. */
@@ -34,18 +41,23 @@ export const DEFAULT_BUS_TUNING: BusTuning = {
   breakerMaxOpenMs: 60_000,
 };
 
-/** Parses `tcp://host[:port]` (default port 502) or `rtu://<path>`. */
+/** `host[:port]` after the scheme: a name, an IPv4 address or a bracketed IPv6 address. */
+const HOST_PORT = /^(\[[^\]]+\]|[^:/]+)(?::([0-9]+))?$/;
+
+/** Parses `tcp://host[:port]` (default port 502), `rtu://<path>` or `rtu+tcp://host:port`. */
 export function parseBusUrl(url: string, serial: SerialSettings): BusSpec {
   if (url.startsWith('rtu://')) return { kind: 'rtu', path: url.slice('rtu://'.length), ...serial };
-  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+)(?::([0-9]+))?$/.exec(url);
-  if (!m) throw new Error(`modbus: not a tcp:// or rtu:// url: ${url}`);
+  const scheme = /^(tcp|rtu\+tcp):\/\//.exec(url)?.[1];
+  const m = scheme === undefined ? null : HOST_PORT.exec(url.slice(scheme.length + 3));
+  if (!m || (scheme === 'rtu+tcp' && m[2] === undefined)) throw new Error(`modbus: not a tcp://, rtu:// or rtu+tcp://host:port url: ${url}`);
   const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-  return { kind: 'tcp', host, port: m[2] === undefined ? 502 : Number(m[2]) };
+  const port = m[2] === undefined ? 502 : Number(m[2]);
+  return scheme === 'tcp' ? { kind: 'tcp', host, port } : { kind: 'rtu+tcp', host, port, ...serial };
 }
 
 /** The registry key: one bus per serial device (symlinks such as /dev/serial/by-id/… resolved) or host:port. */
 export function busKey(spec: BusSpec): string {
-  if (spec.kind === 'tcp') return `tcp://${spec.host.toLowerCase()}:${spec.port}`;
+  if (spec.kind !== 'rtu') return `${spec.kind}://${spec.host.toLowerCase()}:${spec.port}`;
   let path = spec.path;
   try {
     path = realpathSync(spec.path);
@@ -152,10 +164,14 @@ export class Bus {
       },
     };
     const link = { reconnectInitialMs: tuning.reconnectInitialMs, reconnectMaxMs: tuning.reconnectMaxMs, log, events };
-    this.transport =
-      spec.kind === 'tcp'
-        ? new TcpTransport({ ...link, host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs, maxInFlight: spec.maxInFlight })
-        : new RtuTransport({ ...link, path: spec.path, baudRate: spec.baudRate, parity: spec.parity, dataBits: spec.dataBits, stopBits: spec.stopBits });
+    if (spec.kind === 'tcp') {
+      const openLine = socketLine({ host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs });
+      this.transport = new TcpTransport({ ...link, openLine, maxInFlight: spec.maxInFlight });
+    } else {
+      const serial = { baudRate: spec.baudRate, parity: spec.parity, dataBits: spec.dataBits, stopBits: spec.stopBits };
+      const openLine = spec.kind === 'rtu' ? serialLine(spec.path, serial) : socketLine({ host: spec.host, port: spec.port, connectTimeoutMs: tuning.connectTimeoutMs });
+      this.transport = new RtuTransport({ ...link, openLine, serial, dropWhenSilent: spec.kind === 'rtu+tcp' });
+    }
   }
 
   open(): void {
@@ -241,25 +257,30 @@ export class Bus {
 
 const buses = new Map<string, Bus>();
 
-function sameSerial(a: BusSpec, b: BusSpec): boolean {
-  return a.kind === 'rtu' && b.kind === 'rtu' && a.baudRate === b.baudRate && a.parity === b.parity && a.dataBits === b.dataBits && a.stopBits === b.stopBits;
+function sameSerial(a: SerialBusSpec, b: SerialBusSpec): boolean {
+  return a.baudRate === b.baudRate && a.parity === b.parity && a.dataBits === b.dataBits && a.stopBits === b.stopBits;
 }
 
 /**
- * The process-wide bus for `spec`, opened on first use. Inputs that name the same serial port must
- * agree on its line settings: one port cannot run at two speeds.
+ * The process-wide bus for `spec`, opened on first use. Inputs that name the same serial port (or the
+ * same converter) must agree on its line settings: one line cannot run at two speeds. One host:port
+ * cannot be both a Modbus TCP server and an RTU converter.
  */
 export function acquireBus(spec: BusSpec, log: Logger, tuning: BusTuning = DEFAULT_BUS_TUNING): Bus {
   const key = busKey(spec);
+  if (spec.kind !== 'rtu') {
+    const other = `${spec.kind === 'tcp' ? 'rtu+tcp' : 'tcp'}://${spec.host.toLowerCase()}:${spec.port}`;
+    if (buses.has(other)) throw new Error(`modbus: ${spec.host}:${spec.port} is already in use as ${other}; one host:port speaks either Modbus TCP or RTU over TCP`);
+  }
   let bus = buses.get(key);
   if (bus && spec.kind === 'tcp' && bus.spec.kind === 'tcp' && (bus.spec.maxInFlight ?? 1) !== (spec.maxInFlight ?? 1)) {
     throw new Error(`modbus: ${key} is already in use with max_in_flight ${bus.spec.maxInFlight ?? 1}; every input on one connection must use the same`);
   }
-  if (bus && spec.kind === 'rtu' && !sameSerial(bus.spec, spec)) {
-    const s = bus.spec as typeof spec;
+  if (bus && spec.kind !== 'tcp' && !sameSerial(bus.spec as SerialBusSpec, spec)) {
+    const s = bus.spec as SerialBusSpec;
     throw new Error(
       `modbus: ${key} is already in use at ${s.baudRate} baud, parity ${s.parity}, ${s.dataBits} data bits, ${s.stopBits} stop bits; ` +
-        `every input on one serial port must use the same settings`,
+        `every input on one serial ${spec.kind === 'rtu' ? 'port' : 'line'} must use the same settings`,
     );
   }
   if (!bus) {

@@ -71,8 +71,12 @@ export function parseReadResponse(fc: ReadFunctionCode, count: number, pdu: Buff
   if (pdu.length >= 2 && pdu[0] === (fc | 0x80)) return { kind: 'exception', code: pdu[1] };
   if (pdu[0] !== fc) throw new ModbusProtocolError(`response function ${pdu[0]} does not answer function ${fc}`);
   const expected = responseDataBytes(fc, count);
-  if (pdu.length < 2 || pdu[1] !== expected || pdu.length !== 2 + expected) {
+  if (pdu.length < 2 || pdu[1] !== expected) {
     throw new ModbusProtocolError(`response to function ${fc} x${count} carries ${pdu.length < 2 ? 0 : pdu[1]} bytes, expected ${expected}`);
+  }
+  if (pdu.length !== 2 + expected) {
+    // The byte count is right but the frame is not (cut short, or trailing bytes): say both numbers.
+    throw new ModbusProtocolError(`response to function ${fc} x${count} announces ${expected} bytes but holds ${pdu.length - 2}`);
   }
   return { kind: 'data', data: pdu.subarray(2) };
 }

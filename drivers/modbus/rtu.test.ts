@@ -166,8 +166,15 @@ describe('modbus RTU against pymodbus on a pty pair', () => {
     expect(units.filter((u) => u === 2).length).toBeGreaterThanOrEqual(30);
     expect(units.slice(0, 6).sort()).toEqual([1, 1, 1, 2, 2, 2]);
     for (const x of [a, b]) expect(x.m.stats().counters).toMatchObject({ timeouts: 0, crc_errors: 0, stray_bytes: 0, protocol_errors: 0 });
-    expect(a.ctx.points.at(-1)!.fields).toEqual({ h: 1n, i: 4n, c: true });
-    expect(b.ctx.points.at(-1)!.fields).toEqual({ h: 6n, i: 7n, d: true });
+    // Each input's values, whole in every poll that finished; the poll cut short by stop() stores what
+    // it had read (a subset), never anything else.
+    for (const [x, values] of [
+      [a, { h: 1n, i: 4n, c: true }],
+      [b, { h: 6n, i: 7n, d: true }],
+    ] as const) {
+      for (const p of x.ctx.points) expect(values).toMatchObject(p.fields);
+      expect(x.ctx.points.filter((p) => Object.keys(p.fields).length === 3).length).toBeGreaterThanOrEqual(10);
+    }
   });
 
   it('inputs on one port must agree on its line settings', async () => {

@@ -1,4 +1,5 @@
-// Config of the `modbus` input: one bus (a TCP connection or an RTU serial line), polled as a unit.
+// Config of the `modbus` input: one bus (a TCP connection, an RTU serial line, or RTU over TCP through
+// a serial-to-Ethernet converter), polled as a unit.
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { validateDetailed as validateCron } from 'node-cron';
 import {
@@ -90,17 +91,21 @@ const RTU_KEYS = ['baud_rate', 'parity', 'data_bits', 'stop_bits'] as const;
 
 export const ModbusInputSchema = Type.Object(
   {
-    type: ComponentType('modbus', 'Modbus TCP or RTU master polling registers and coils.'),
+    type: ComponentType('modbus', 'Modbus TCP, RTU or RTU-over-TCP master polling registers and coils.'),
     url: Type.String({
-      pattern: '^(?:tcp://[^/\\s]+|rtu://\\S+)$',
-      'x-expects': 'a url tcp://host[:port] (port 502 by default) or rtu://<serial device>, e.g. rtu:///dev/ttyUSB0',
-      description: 'The bus: tcp://host[:port] (default port 502) or rtu://<device path>, e.g. rtu:///dev/ttyUSB0.',
-      examples: ['tcp://192.168.1.20:502', 'rtu:///dev/ttyUSB0'],
+      pattern: '^(?:tcp://[^/\\s]+|rtu://\\S+|rtu\\+tcp://[^/\\s]+)$',
+      'x-expects': 'a url tcp://host[:port] (port 502 by default), rtu://<serial device>, e.g. rtu:///dev/ttyUSB0, or rtu+tcp://host:port',
+      description:
+        'The bus: tcp://host[:port] (Modbus TCP, default port 502), rtu://<device path>, e.g. rtu:///dev/ttyUSB0, or rtu+tcp://host:port (RTU frames over TCP, to a serial-to-Ethernet converter in transparent mode).',
+      examples: ['tcp://192.168.1.20:502', 'rtu:///dev/ttyUSB0', 'rtu+tcp://192.168.1.30:4001'],
     }),
-    baud_rate: withDefault(Type.Integer({ minimum: 1, description: 'RTU only: serial speed in bit/s.' }), 9600),
-    parity: withDefault(StringEnum(['none', 'even', 'odd'] as const, { description: 'RTU only: serial parity.' }), 'none'),
-    data_bits: withDefault(IntegerEnum([7, 8] as const, { description: 'RTU only: data bits per character.' }), 8),
-    stop_bits: withDefault(IntegerEnum([1, 2] as const, { description: 'RTU only: stop bits.' }), 1),
+    baud_rate: withDefault(
+      Type.Integer({ minimum: 1, description: 'RTU: serial speed in bit/s. rtu+tcp: the speed of the line behind the converter, for the silence between frames and the time an answer takes.' }),
+      9600,
+    ),
+    parity: withDefault(StringEnum(['none', 'even', 'odd'] as const, { description: 'RTU (rtu+tcp: of the line behind the converter): serial parity.' }), 'none'),
+    data_bits: withDefault(IntegerEnum([7, 8] as const, { description: 'RTU (rtu+tcp: of the line behind the converter): data bits per character.' }), 8),
+    stop_bits: withDefault(IntegerEnum([1, 2] as const, { description: 'RTU (rtu+tcp: of the line behind the converter): stop bits.' }), 1),
     interval: withDefault(Duration({ description: 'Time between polls (ignored when schedule is set).' }), '10s'),
     schedule: Type.Optional(
       NonEmpty('Poll on a cron schedule instead of every interval: 5 fields (minute hour day month weekday) or 6 (with seconds first), in the local time zone.', {
@@ -124,7 +129,7 @@ export const ModbusInputSchema = Type.Object(
     tags: Tags('Tags added to every point of this input.'),
     devices: Type.Array(ModbusDeviceSchema, { minItems: 1, description: 'The devices polled on this bus, one request at a time.' }),
   },
-  { additionalProperties: false, description: 'A Modbus TCP or RTU bus.' },
+  { additionalProperties: false, description: 'A Modbus TCP, RTU or RTU-over-TCP bus.' },
 );
 
 export type ModbusInputConfig = StaticDecode<typeof ModbusInputSchema>;
@@ -136,16 +141,25 @@ export const modbusInput = defineComponent({
   schema: ModbusInputSchema,
   finish(cfg, ctx) {
     if (unset(cfg.measurement)) cfg.measurement = ctx.id;
-    const rtu = cfg.url.startsWith('rtu://');
+    const serialPort = cfg.url.startsWith('rtu://');
+    const rtuOverTcp = cfg.url.startsWith('rtu+tcp://');
+    // RTU framing (on a serial port or through a converter): one transaction at a time, unit 0 is broadcast.
+    const rtu = serialPort || rtuOverTcp;
     if (ctx.raw.max_in_flight !== undefined && rtu) ctx.error(['max_in_flight'], 'max_in_flight applies only to tcp:// urls: a serial line carries one transaction at a time', 'key');
-    if (rtu) {
+    if (serialPort) {
       if (cfg.url.length <= 'rtu://'.length) ctx.error(['url'], 'rtu url has no device path, e.g. rtu:///dev/ttyUSB0');
     } else {
-      const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+)(?::([0-9]+))?$/.exec(cfg.url);
+      const scheme = rtuOverTcp ? 'rtu+tcp' : 'tcp';
+      const m = /^(\[[^\]]+\]|[^:/]+)(?::([0-9]+))?$/.exec(cfg.url.slice(scheme.length + 3));
       const port = m?.[2] === undefined ? 502 : Number(m[2]);
-      if (!m || !(port >= 1 && port <= 65535)) ctx.error(['url'], `"${cfg.url}" is not tcp://host[:port] with a port 1-65535`);
-      for (const key of RTU_KEYS) {
-        if (ctx.raw[key] !== undefined) ctx.error([key], `${key} applies only to rtu:// urls (this bus is ${cfg.url})`, 'key');
+      if (rtuOverTcp) {
+        // Converters listen on ports of their own (4001, 8899, 502, …): no default would be right.
+        if (!m || m[2] === undefined || !(port >= 1 && port <= 65535)) ctx.error(['url'], `"${cfg.url}" is not rtu+tcp://host:port with a port 1-65535 (the converter's port: there is no default)`);
+      } else {
+        if (!m || !(port >= 1 && port <= 65535)) ctx.error(['url'], `"${cfg.url}" is not tcp://host[:port] with a port 1-65535`);
+        for (const key of RTU_KEYS) {
+          if (ctx.raw[key] !== undefined) ctx.error([key], `${key} applies only to rtu:// and rtu+tcp:// urls (this bus is ${cfg.url})`, 'key');
+        }
       }
     }
     if (cfg.schedule !== undefined) {

@@ -1,19 +1,21 @@
-// Modbus RTU over a serial port (RS-485/RS-232 adapter), with the line discipline a noisy bus needs:
-// the 3.5-character silence before each request, noise discarded and counted, answers found by
-// scanning (RtuResponseScanner) rather than by trusting the byte stream to start at a frame.
-import { SerialPort } from 'serialport';
+// Modbus RTU over a serial port (RS-485/RS-232 adapter), or over a TCP socket to a serial-to-Ethernet
+// converter (RTU over TCP: the same frames, no MBAP), with the line discipline a noisy bus needs: one
+// transaction at a time, the 3.5-character silence before each request, noise discarded and counted,
+// answers found by scanning (RtuResponseScanner) rather than by trusting the byte stream to start at a
+// frame. Over TCP the socket rules of Modbus TCP apply too (line.ts: keepalive, a half-open socket
+// dropped after silent timeouts).
+import { SILENT_TIMEOUTS_BEFORE_RECONNECT, type SerialSettings } from './line.js';
 import { RtuResponseScanner, parseReadResponse, readRequestPdu, responseDataBytes, rtuFrame, rtuTiming } from './protocol.js';
 import { ReconnectingLink, type LinkOptions, type TransactionRequest, type TransactionResult, type Transport } from './transport.js';
 
-export interface SerialSettings {
-  baudRate: number;
-  parity: 'none' | 'even' | 'odd';
-  dataBits: 7 | 8;
-  stopBits: 1 | 2;
-}
-
-export interface RtuOptions extends LinkOptions, SerialSettings {
-  path: string;
+export interface RtuOptions extends LinkOptions {
+  /** The serial line's settings (over TCP: the line behind the converter), for its timing. */
+  serial: SerialSettings;
+  /**
+   * Over TCP: drop the socket as half-open after this many timeouts in a row with nothing at all
+   * received. Not on a serial port, where silence says nothing about the port itself.
+   */
+  dropWhenSilent: boolean;
 }
 
 /**
@@ -33,7 +35,6 @@ interface Pending {
 }
 
 export class RtuTransport extends ReconnectingLink implements Transport {
-  private port: SerialPort | undefined;
   private pending: Pending | undefined;
   /** Bytes received outside any transaction; discarded (and reported) when the next request goes out. */
   private idleBytes = 0;
@@ -41,58 +42,26 @@ export class RtuTransport extends ReconnectingLink implements Transport {
   private lastActivityMs = 0;
   private readonly interFrameMs: number;
   private readonly charMs: number;
+  /** Timeouts in a row with nothing received (RTU over TCP: a half-open socket). */
+  private silentTimeouts = 0;
 
   constructor(private readonly rtu: RtuOptions) {
     super(rtu);
-    const bitsPerChar = 1 + rtu.dataBits + (rtu.parity === 'none' ? 0 : 1) + rtu.stopBits;
-    const timing = rtuTiming(rtu.baudRate, bitsPerChar);
+    const { dataBits, parity, stopBits } = rtu.serial;
+    const bitsPerChar = 1 + dataBits + (parity === 'none' ? 0 : 1) + stopBits;
+    const timing = rtuTiming(rtu.serial.baudRate, bitsPerChar);
     this.interFrameMs = timing.interFrameUs / 1000;
     this.charMs = timing.charUs / 1000;
   }
 
-  protected connect(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const port = new SerialPort({
-        path: this.rtu.path,
-        baudRate: this.rtu.baudRate,
-        parity: this.rtu.parity,
-        dataBits: this.rtu.dataBits,
-        stopBits: this.rtu.stopBits,
-        autoOpen: false,
-      });
-      this.port = port;
-      port.on('error', () => undefined); // reported through open's callback or 'close'
-      port.open((err) => {
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (this.port !== port) {
-          // Closed while opening: let go of the port we just got.
-          port.close(() => undefined);
-          reject(new Error('serial port closed while opening'));
-          return;
-        }
-        port.on('data', (chunk: Buffer) => this.onData(chunk));
-        port.on('close', (closeErr: Error | null) => {
-          // An unplugged USB adapter closes the port with `disconnected`; any close we did not ask for is a loss.
-          if (this.port === port) this.lost(closeErr ?? new Error('serial port closed'));
-        });
-        this.idleBytes = 0;
-        resolve();
-      });
-    });
+  protected lineUp(): void {
+    this.idleBytes = 0;
+    this.silentTimeouts = 0;
   }
 
-  protected disconnect(): Promise<void> {
-    const port = this.port;
-    this.port = undefined;
-    if (!port?.isOpen) return Promise.resolve();
-    return new Promise((resolve) => port.close(() => resolve()));
-  }
-
-  private onData(chunk: Buffer): void {
+  protected received(chunk: Buffer): void {
     this.lastActivityMs = performance.now();
+    this.silentTimeouts = 0;
     const p = this.pending;
     if (!p) {
       this.idleBytes += chunk.length;
@@ -134,8 +103,8 @@ export class RtuTransport extends ReconnectingLink implements Transport {
     // The 3.5-character silence that marks the end of the previous frame, before the next one starts.
     const quietMs = this.interFrameMs - (performance.now() - this.lastActivityMs);
     if (quietMs > 0) await new Promise((r) => setTimeout(r, Math.ceil(quietMs)));
-    const port = this.port;
-    if (!port?.isOpen) return { status: 'disconnected', reason: 'not connected', strayBytes: 0, crcErrors: 0 };
+    const line = this.line;
+    if (!line || !this.connected) return { status: 'disconnected', reason: 'not connected', strayBytes: 0, crcErrors: 0 };
     const frame = rtuFrame(request.unitId, readRequestPdu(request.fc, request.address, request.count));
     // The timeout runs from when the request has left and the answer could have arrived at this speed.
     const wireMs = (frame.length + 5 + responseDataBytes(request.fc, request.count)) * this.charMs;
@@ -154,11 +123,15 @@ export class RtuTransport extends ReconnectingLink implements Transport {
             strayBytes: p.strayBytes + p.scanner.length,
             crcErrors: p.scanner.crcErrors,
           }));
+          if (p.scanner.length === 0 && this.rtu.dropWhenSilent && ++this.silentTimeouts >= SILENT_TIMEOUTS_BEFORE_RECONNECT) {
+            this.silentTimeouts = 0;
+            line.drop(new Error(`${SILENT_TIMEOUTS_BEFORE_RECONNECT} timeouts in a row with nothing received`));
+          }
         }, Math.ceil(timeoutMs + wireMs)),
       };
       this.pending = p;
       this.lastActivityMs = performance.now();
-      port.write(frame);
+      line.write(frame);
     });
   }
 

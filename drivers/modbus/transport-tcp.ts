@@ -1,24 +1,14 @@
 // Modbus TCP: MBAP frames over one socket, kept open between polls and reopened when lost. Answers are
 // matched to requests by transaction id, so with `maxInFlight` > 1 several units' requests can be
 // outstanding at once (the bus sends at most one per unit id).
-import { Socket } from 'node:net';
+import { SILENT_TIMEOUTS_BEFORE_RECONNECT } from './line.js';
 import { MbapReader, mbapFrame, parseReadResponse, readRequestPdu } from './protocol.js';
 import { ReconnectingLink, type LinkOptions, type TransactionRequest, type TransactionResult, type Transport } from './transport.js';
 
 export interface TcpOptions extends LinkOptions {
-  host: string;
-  port: number;
-  connectTimeoutMs: number;
   /** Transactions outstanding at once on the connection (default 1). */
   maxInFlight?: number;
 }
-
-/**
- * Timeouts in a row, with nothing at all received, after which the socket is presumed half-open (a
- * peer that vanished without a FIN or RST: power cut, cable pulled) and reopened. A unit that is silent
- * behind a healthy gateway resets nothing as long as any other unit answers.
- */
-const SILENT_TIMEOUTS_BEFORE_RECONNECT = 3;
 
 /** Transaction ids of requests that timed out, remembered to tell a late answer from a mismatched one. */
 const TIMED_OUT_IDS_KEPT = 16;
@@ -42,7 +32,6 @@ interface Pending {
 }
 
 export class TcpTransport extends ReconnectingLink implements Transport {
-  private socket: Socket | undefined;
   private readonly reader = new MbapReader();
   private nextTransactionId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -52,61 +41,23 @@ export class TcpTransport extends ReconnectingLink implements Transport {
   private readonly timedOutIds: number[] = [];
   private silentTimeouts = 0;
 
-  constructor(private readonly tcp: TcpOptions) {
+  constructor(tcp: TcpOptions) {
     super(tcp);
     this.maxInFlight = Math.max(1, tcp.maxInFlight ?? 1);
   }
 
-  protected connect(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = new Socket();
-      this.socket = socket;
-      this.reader.reset();
-      const timer = setTimeout(() => socket.destroy(new Error(`connect timeout after ${this.tcp.connectTimeoutMs}ms`)), this.tcp.connectTimeoutMs);
-      const onError = (err: Error) => {
-        clearTimeout(timer);
-        reject(err);
-      };
-      socket.once('error', onError);
-      socket.once('close', () => {
-        clearTimeout(timer);
-        reject(new Error('connection closed while connecting'));
-      });
-      socket.connect({ host: this.tcp.host, port: this.tcp.port }, () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        socket.removeAllListeners('close');
-        socket.setNoDelay(true);
-        // Keepalive probes find a peer that disappeared while no request was outstanding.
-        socket.setKeepAlive(true, 10_000);
-        socket.on('data', (chunk: Buffer) => this.onData(chunk));
-        socket.on('error', () => undefined); // 'close' follows and carries the loss
-        socket.on('close', () => {
-          if (this.socket === socket) this.lost(new Error('connection closed by peer'));
-        });
-        this.silentTimeouts = 0;
-        resolve();
-      });
-    });
+  protected lineUp(): void {
+    this.reader.reset();
+    this.silentTimeouts = 0;
   }
 
-  protected disconnect(): Promise<void> {
-    const socket = this.socket;
-    this.socket = undefined;
-    if (!socket || socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      socket.once('close', () => resolve());
-      socket.destroy();
-    });
-  }
-
-  private onData(chunk: Buffer): void {
+  protected received(chunk: Buffer): void {
     let frames;
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
       // A byte stream that is not Modbus cannot be resynchronised: start a new connection.
-      this.socket?.destroy(err as Error);
+      this.line?.drop(err as Error);
       return;
     }
     for (const frame of frames) {
@@ -144,8 +95,8 @@ export class TcpTransport extends ReconnectingLink implements Transport {
   }
 
   protected exchange(request: TransactionRequest, timeoutMs: number): Promise<TransactionResult> {
-    const socket = this.socket;
-    if (!socket) return Promise.resolve({ status: 'disconnected', reason: 'not connected', strayBytes: 0, crcErrors: 0 });
+    const line = this.line;
+    if (!line) return Promise.resolve({ status: 'disconnected', reason: 'not connected', strayBytes: 0, crcErrors: 0 });
     const transactionId = this.nextTransactionId;
     this.nextTransactionId = (this.nextTransactionId + 1) & 0xffff || 1;
     return new Promise((resolve) => {
@@ -164,11 +115,11 @@ export class TcpTransport extends ReconnectingLink implements Transport {
         resolve({ status: 'timeout', ...this.takeNoise() });
         if (++this.silentTimeouts >= SILENT_TIMEOUTS_BEFORE_RECONNECT) {
           this.silentTimeouts = 0;
-          socket.destroy(new Error(`${SILENT_TIMEOUTS_BEFORE_RECONNECT} timeouts in a row with nothing received`));
+          line.drop(new Error(`${SILENT_TIMEOUTS_BEFORE_RECONNECT} timeouts in a row with nothing received`));
         }
       }, timeoutMs);
       this.pending.set(transactionId, { transactionId, request, timer, mismatch: undefined, resolve });
-      socket.write(mbapFrame(transactionId, request.unitId, readRequestPdu(request.fc, request.address, request.count)));
+      line.write(mbapFrame(transactionId, request.unitId, readRequestPdu(request.fc, request.address, request.count)));
     });
   }
 

@@ -1,6 +1,8 @@
-// What the bus needs from a link (TCP socket or serial port): one transaction at a time, an outcome
+// What the bus needs from a link (a TCP socket or a serial port, line.ts): transactions, an outcome
 // that is never a rejection, and a connection that heals itself. Shared by transport-tcp and -rtu.
+import { Backoff } from '../../src/core/backoff.js';
 import type { Logger } from '../../src/core/component.js';
+import type { ByteLine, LineOpener } from './line.js';
 import type { ReadFunctionCode, ReadResponse } from './protocol.js';
 
 export interface TransactionRequest {
@@ -64,39 +66,21 @@ export interface LinkEvents {
   onAttemptFailed(err: Error, retryMs: number): void;
 }
 
-/** Exponential backoff with ±20 % jitter, bounded by `maxMs` (the link retries forever). */
-export class Backoff {
-  private failures = 0;
-
-  constructor(
-    private readonly initialMs: number,
-    private readonly maxMs: number,
-    private readonly random: () => number = Math.random,
-  ) {}
-
-  next(): number {
-    const base = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.failures, 30));
-    this.failures++;
-    return Math.round(Math.min(this.maxMs, base * (0.8 + 0.4 * this.random())));
-  }
-
-  reset(): void {
-    this.failures = 0;
-  }
-}
-
 export interface LinkOptions {
   reconnectInitialMs: number;
   reconnectMaxMs: number;
   log: Logger;
   events: LinkEvents;
+  /** The socket or serial port the frames travel over (line.ts). */
+  openLine: LineOpener;
 }
 
 type LinkState = 'idle' | 'connecting' | 'up' | 'waiting' | 'closed';
 
 /**
- * Connection lifecycle shared by TCP and RTU: connect in the background, and on failure or loss retry
- * with bounded backoff until closed. Subclasses implement connect/disconnect and call `lost()`.
+ * Connection lifecycle shared by every transport: open the line in the background, and on failure or
+ * loss retry with bounded backoff until closed. Subclasses frame bytes (`received`, `line.write`) and
+ * may drop a line that looks dead (`line.drop`), which counts as a loss.
  */
 export abstract class ReconnectingLink {
   private state: LinkState = 'idle';
@@ -105,17 +89,20 @@ export abstract class ReconnectingLink {
   private readonly backoff: Backoff;
   private stateWaiters: (() => void)[] = [];
   private inFlight = 0;
+  /** The socket or port while open (or opening). */
+  protected line: ByteLine | undefined;
   /** Transactions this link may carry at once (a serial line: 1). */
   readonly maxInFlight: number = 1;
 
   constructor(protected readonly options: LinkOptions) {
-    this.backoff = new Backoff(options.reconnectInitialMs, options.reconnectMaxMs);
+    // The project's one backoff: ±20 % jitter, doubling from the first delay up to the cap, forever.
+    this.backoff = new Backoff({ minMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs });
   }
 
-  /** Opens the link; resolves when it is usable, rejects when this attempt failed. */
-  protected abstract connect(): Promise<void>;
-  /** Releases the socket or port (also after a failed or lost connection). */
-  protected abstract disconnect(): Promise<void>;
+  /** Bytes that arrived on the line. */
+  protected abstract received(chunk: Buffer): void;
+  /** The line is open: start from a clean slate (no partial frame, no stale counters). */
+  protected abstract lineUp(): void;
   /** The transaction itself, on an established link. */
   protected abstract exchange(request: TransactionRequest, timeoutMs: number): Promise<TransactionResult>;
   /** Called when the link goes away with transactions in flight: each must resolve as disconnected. */
@@ -127,6 +114,27 @@ export abstract class ReconnectingLink {
 
   open(): void {
     if (this.state === 'idle') this.attempt();
+  }
+
+  private async connect(): Promise<void> {
+    const line = this.options.openLine({
+      onData: (chunk) => {
+        if (this.line === line) this.received(chunk);
+      },
+      onClose: (err) => {
+        if (this.line === line) this.lost(err);
+      },
+    });
+    this.line = line;
+    await line.ready;
+    this.lineUp();
+  }
+
+  /** Releases the socket or port (also after a failed or lost connection, or while still opening). */
+  private disconnect(): Promise<void> {
+    const line = this.line;
+    this.line = undefined;
+    return line ? line.close() : Promise.resolve();
   }
 
   private attempt(): void {
@@ -146,7 +154,7 @@ export abstract class ReconnectingLink {
       (err: unknown) => {
         if (this.state === 'closed') return;
         void this.disconnect();
-        const retryMs = this.backoff.next();
+        const retryMs = this.backoff.nextDelayMs();
         this.setState('waiting');
         this.options.events.onAttemptFailed(err instanceof Error ? err : new Error(String(err)), retryMs);
         this.retryTimer = setTimeout(() => this.attempt(), retryMs);
@@ -155,13 +163,13 @@ export abstract class ReconnectingLink {
   }
 
   /** The established link went away: fail what is in flight, release, and reconnect after a backoff. */
-  protected lost(err: Error | undefined): void {
+  private lost(err: Error | undefined): void {
     if (this.state !== 'up') return;
     this.setState('waiting');
     this.abortInFlight(err?.message ?? 'connection closed');
     this.options.events.onLost(err);
     void this.disconnect();
-    this.retryTimer = setTimeout(() => this.attempt(), this.backoff.next());
+    this.retryTimer = setTimeout(() => this.attempt(), this.backoff.nextDelayMs());
   }
 
   private setState(state: LinkState): void {

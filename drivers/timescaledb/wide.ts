@@ -71,7 +71,7 @@ export class WideOutput implements Output {
     const rejected = new Map<number, string>();
     const ready: [TablePlan, KnownTable][] = [];
     for (const plan of plans.values()) {
-      const known = await this.prepare(pool, plan, rejected);
+      const known = await this.prepare(pool, plan, rejected, signal);
       if (known) ready.push([plan, known]);
     }
     if (rejected.size > 0) {
@@ -103,13 +103,13 @@ export class WideOutput implements Output {
   }
 
   /** The table as it must be for the plan's points: created, columns added; the points it cannot take go to `rejected`. */
-  private async prepare(pool: pg.Pool, plan: TablePlan, rejected: Map<number, string>): Promise<KnownTable | null> {
+  private async prepare(pool: pg.Pool, plan: TablePlan, rejected: Map<number, string>, signal: AbortSignal | undefined): Promise<KnownTable | null> {
     let known = this.tables.get(plan.table);
     if (known !== undefined) {
       const check = checkPlan(plan, known.columns, this.config.new_columns === 'add');
       if (check.newTags.length > 0 || check.newFields.size > 0) known = undefined;
     }
-    known ??= await this.evolve(pool, plan);
+    known ??= await this.evolve(pool, plan, signal);
     // Whatever still has no column (new_columns: reject), or does not fit its column, is refused.
     const check = checkPlan(plan, known.columns, false);
     for (const [i, why] of check.rejected) rejected.set(i, why);
@@ -120,10 +120,12 @@ export class WideOutput implements Output {
    * Under the table's advisory lock (two gateways may start at once): reads the table, creates it from
    * the plan's points or adds their new columns (new_columns: add), and reads it again.
    */
-  private async evolve(pool: pg.Pool, plan: TablePlan): Promise<KnownTable> {
+  private async evolve(pool: pg.Pool, plan: TablePlan, signal: AbortSignal | undefined): Promise<KnownTable> {
     const t = this.tableName(plan.measurement);
     const add = this.config.new_columns === 'add';
-    return this.withClient(pool, async (client) => {
+    return this.withClient(
+      pool,
+      async (client) => {
       try {
         await schemaStep(client, 'BEGIN');
         await schemaStep(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`sluice:${quoteName(t)}`]);
@@ -155,7 +157,9 @@ export class WideOutput implements Output {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
-    });
+      },
+      signal,
+    );
   }
 
   private noteTarget(table: string, known: KnownTable): void {
@@ -200,19 +204,38 @@ export class WideOutput implements Output {
     });
   }
 
-  private async withClient<R>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+  /**
+   * Runs `fn` on a pooled connection. When `signal` aborts (the engine gives up on the write, or stops),
+   * the connection is dropped: a statement waiting on a lock, such as another gateway's table creation,
+   * cannot hold the write past its timeout, and the server rolls the transaction back.
+   */
+  private async withClient<R>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<R>, signal?: AbortSignal): Promise<R> {
+    if (signal?.aborted) throw new OutputError('write aborted', 'retry');
     let client: pg.PoolClient;
     try {
       client = await pool.connect();
     } catch (err) {
       throw this.classify(err, null);
     }
+    let dropped = false;
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        dropped = true;
+        client.release(new Error('write aborted'));
+        reject(new OutputError('write aborted', 'retry'));
+      };
+    });
+    aborted.catch(() => undefined);
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await fn(client);
+      return await Promise.race([fn(client), aborted]);
     } catch (err) {
+      if (dropped) throw new OutputError('write aborted', 'retry', {}, { cause: err });
       throw this.classify(err, null);
     } finally {
-      client.release();
+      signal?.removeEventListener('abort', onAbort);
+      if (!dropped) client.release();
     }
   }
 

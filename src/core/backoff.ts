@@ -14,6 +14,30 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
+/** The curve itself, for callers that count attempts themselves (the sync engine counts its failures). */
+export interface DelayCurve {
+  minMs: number;
+  maxMs: number;
+  /** Growth per failure (default 2). */
+  factor?: number;
+  /** Spread over ±jitter of the nominal delay (default 0.2). */
+  jitter?: number;
+  /**
+   * Whether the spread may take a delay above maxMs. The sync engine's retries do: a fleet whose
+   * uplink has been down for an hour sits at the cap, and without spread there it would return in step.
+   */
+  spreadAboveMax?: boolean;
+}
+
+/** The delay after `failures` failures in a row (0: the first retry), with jitter from `random` in [0, 1). */
+export function backoffDelayMs(curve: DelayCurve, failures: number, random: () => number): number {
+  const jitter = curve.jitter ?? 0.2;
+  const nominal = Math.min(curve.maxMs, curve.minMs * (curve.factor ?? 2) ** Math.min(Math.max(0, failures), 60));
+  const spread = nominal * jitter * (2 * random() - 1);
+  const ceiling = curve.spreadAboveMax ? curve.maxMs * (1 + jitter) : curve.maxMs;
+  return Math.max(0, Math.round(Math.min(ceiling, nominal + spread)));
+}
+
 export class Backoff {
   private failures = 0;
   private readonly jitter: number;
@@ -26,10 +50,7 @@ export class Backoff {
 
   /** The delay before the next attempt; each call counts one more failure. */
   nextDelayMs(): number {
-    const nominal = Math.min(this.options.maxMs, this.options.minMs * 2 ** Math.min(this.failures, 30));
-    this.failures++;
-    const spread = nominal * this.jitter * (2 * this.random() - 1);
-    return Math.max(0, Math.min(this.options.maxMs, Math.round(nominal + spread)));
+    return backoffDelayMs({ minMs: this.options.minMs, maxMs: this.options.maxMs, jitter: this.jitter }, this.failures++, this.random);
   }
 
   reset(): void {

@@ -1,5 +1,6 @@
 // The sync engine: moves an output's unsent records from its source (the ring) to its driver, with
-// the guarantees of SPEC section 5. Written by hand because it is the product's core.
+// the delivery guarantees the README states (at least once, in order per series, idempotent replays).
+// Written by hand because it is the product's core.
 //
 // Delivery. Records are leased from the source, written by the driver and settled (the cursor moves,
 // durably) only when the upstream acknowledged them; a failed or interrupted request releases its lease
@@ -10,6 +11,10 @@
 // Order. Within a lane a series is never in two requests at once, and each lane leases in write
 // order, so within a lane a series reaches the upstream in order and a retry never lands after newer
 // data of its series. Across lanes there is no order by design: live data overtakes the backlog.
+// Pipelining. While a lane's request is out, its next request is leased and encoded ahead, also when
+// it holds the same series (a one-series burst is the common case): it goes the moment the series'
+// request is acknowledged, so the upstream waits for neither the ring nor our CPU. It goes only after
+// that acknowledgement, and a failure gives it back with the failed lease, so the order holds.
 //
 // Two lanes. Records above the live mark are live, the rest backlog. Live goes first: it is flushed
 // when a batch is full or its oldest record has waited flush_interval, and it may use one request slot
@@ -33,6 +38,8 @@ import { asOutputError, refuse, withTimeout } from './request.js';
 import { DEFAULT_RETRY, ExponentialRetry, type ExponentialRetryOptions, type RetryStrategy } from './retry.js';
 import type { SourceLease, SyncSource } from './source.js';
 export { asOutputError };
+import { OutcomeLog } from './outcome-log.js';
+import { SettleQueue } from './settle.js';
 import { ThrottleGate } from './throttle.js';
 
 export interface SyncSettings {
@@ -95,19 +102,14 @@ interface Job {
   done: Promise<void>;
 }
 
-/** The next backfill request, leased and encoded while the slots are busy. */
+/** A lane's next request, leased and encoded while its slots or its series are busy. */
 interface Prepared {
   lease: SourceLease;
   encoded: unknown;
 }
 
-/**
- * Deliveries are recorded in the ring together, at most this long after the upstream acknowledged
- * them: one durable write (an fsync, on an SD card) per window rather than per request. A crash in
- * the window only means those batches go again.
- */
-const SETTLE_EVERY_MS = 100;
-const SETTLE_MAX_BATCHES = 32;
+const NO_SERIES: ReadonlySet<string> = new Set();
+
 /** While failing, requests are probes: small, so an upstream that refuses them is not sent much. */
 const PROBE_POINTS = 1000;
 
@@ -119,15 +121,14 @@ export class OutputSync {
   private readonly aimd: Aimd;
   private readonly rate: RateLimiter | undefined;
   private readonly inflight = new Set<Job>();
-  /** Per lane, the series in a request (or prepared): a lane never has a series in two requests at once. */
+  /** Per lane, the series in a request in flight: a lane never has a series in two requests at once. */
   private readonly busy: Record<Lane, Set<string>> = { live: new Set(), backfill: new Set() };
   private readonly clock = new IdClock();
   /** The upstream's Retry-After, for every request of every lane. */
   private readonly throttle: ThrottleGate;
-  private prepared: Prepared | null = null;
-  private preparing = false;
-  private settleQueue: { lease: SourceLease; rejectedPoints: number }[] = [];
-  private settleTimer: NodeJS.Timeout | undefined;
+  private readonly prepared: Record<Lane, Prepared | null> = { live: null, backfill: null };
+  private readonly preparing: Record<Lane, boolean> = { live: false, backfill: false };
+  private readonly settles: SettleQueue;
 
   private started = false;
   private stopping = false;
@@ -149,8 +150,7 @@ export class OutputSync {
   private blockedUntilMs = 0;
   private failures = 0;
   private failingSinceMs: number | null = null;
-  private lastLoudLogMs = -Infinity;
-  private lastRejectLogMs = -Infinity;
+  private readonly outcomes: OutcomeLog;
 
   private readonly counters: Omit<OutputStats, 'inFlight' | 'concurrency' | 'batchPoints' | 'liveLagMs' | 'counters'> = {
     sentPoints: 0,
@@ -174,6 +174,8 @@ export class OutputSync {
     this.now = opts.now ?? Date.now;
     this.retry = opts.retry ?? new ExponentialRetry(opts.settings.retry);
     this.throttle = new ThrottleGate(this.now);
+    this.settles = new SettleQueue(opts.source, this.log, this.now);
+    this.outcomes = new OutcomeLog(this.log, this.settings.logEveryMs);
     this.aimd = new Aimd({
       maxConcurrency: this.settings.maxConcurrency,
       maxBatchPoints: this.settings.batchPoints,
@@ -218,7 +220,7 @@ export class OutputSync {
       for (const job of this.inflight) job.abort.abort(new Error('output stopping'));
       await Promise.all([...this.inflight].map((j) => j.done));
     }
-    this.flushSettles();
+    this.settles.flush();
     try {
       await this.opts.output.close();
     } catch (err) {
@@ -309,27 +311,18 @@ export class OutputSync {
       for (;;) {
         if (failing && this.inflight.size > 0) break;
         const limit = this.aimd.concurrency + (lane === 'live' ? 1 : 0);
-        if (this.inflight.size >= limit) break;
+        if (this.inflight.size >= limit) {
+          // Every slot busy: the next request is made ready while they are out.
+          if (lane === 'backfill') this.prepareAhead(lane);
+          break;
+        }
         const wait = lane === 'live' ? this.launchLive(now, lastId) : this.launchBackfill(now);
         if (wait === 0) continue;
         if (wait !== null) wakeMs = Math.min(wakeMs, wait);
+        // Nothing to launch but the lane's series are out: their next records are made ready behind them.
+        if (this.busy[lane].size > 0) this.prepareAhead(lane);
         break;
       }
-    }
-    // Every slot busy: lease and encode the next backfill request while they are out, so it goes the
-    // moment one frees and the upstream never waits for our CPU. In the next turn of the event loop, so
-    // the request just launched is on the wire first.
-    if (!failing && this.inflight.size >= this.aimd.concurrency && this.prepared === null && !this.preparing) {
-      this.preparing = true;
-      setImmediate(() => {
-        this.preparing = false;
-        if (this.stopping || this.failures > 0 || this.inflight.size < this.aimd.concurrency) return;
-        try {
-          this.prepareBackfill(this.now());
-        } catch (err) {
-          this.log.error({ err }, 'could not prepare the next request');
-        }
-      });
     }
     // Records wait for the live lane: look again when they are due, unless every slot it may use is busy
     // (a request that completes looks again anyway).
@@ -341,13 +334,10 @@ export class OutputSync {
 
   /** Launches one live request if one is due. Returns 0 if launched, else ms until worth asking again (null: no opinion). */
   private launchLive(now: number, lastId: number): number | null {
-    const due =
-      this.liveRecheck ||
-      (this.livePendingSinceMs !== null &&
-        (now - this.livePendingSinceMs >= this.settings.flushIntervalMs || this.source.pointsAfter(this.liveScannedId) >= this.aimd.batchPoints));
-    if (!due) return null;
+    if (this.launchPrepared('live')) return 0;
+    if (!this.liveDue(now)) return null;
     const maxPoints = this.leasePoints();
-    const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.busy.live });
+    const lease = this.source.lease({ maxPoints, minId: this.boundary + 1, skipSeries: this.skipFor('live') });
     if (lease === null) {
       // Drained up to lastId, except series that were busy: look again when a request completes. Only an
       // empty answer says so: a lease is whole chunks, so one short of maxPoints may just have stopped
@@ -366,53 +356,95 @@ export class OutputSync {
     return 0;
   }
 
+  /** A live request is worth sending: its batch is full, its oldest record waited flush_interval, or a request freed its series. */
+  private liveDue(now: number): boolean {
+    return (
+      this.liveRecheck ||
+      (this.livePendingSinceMs !== null &&
+        (now - this.livePendingSinceMs >= this.settings.flushIntervalMs || this.source.pointsAfter(this.liveScannedId) >= this.aimd.batchPoints))
+    );
+  }
+
   private launchBackfill(now: number): number | null {
-    const prepared = this.prepared;
-    if (prepared !== null) {
-      this.prepared = null;
-      this.launch(prepared.lease, 'backfill', prepared.encoded);
-      return 0;
-    }
+    if (this.launchPrepared('backfill')) return 0;
     if (this.rate) {
       const wait = this.rate.waitMs(now);
       if (wait > 0) return wait;
     }
-    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.busy.backfill });
+    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.skipFor('backfill') });
     if (lease === null) return null;
     this.rate?.take(lease.batch.points, now);
     this.launch(lease, 'backfill');
     return 0;
   }
 
-  private prepareBackfill(now: number): void {
-    const encode = this.opts.output.encode?.bind(this.opts.output);
-    if (this.prepared !== null || encode === undefined) return;
-    if (this.rate && this.rate.waitMs(now) > 0) return;
-    const lease = this.source.lease({ maxPoints: this.leasePoints(), maxId: this.boundary, skipSeries: this.busy.backfill });
+  /** What a fresh lease of the lane passes over: its series in flight, and those of its prepared request (older records go first). */
+  private skipFor(lane: Lane): ReadonlySet<string> {
+    const prepared = this.prepared[lane];
+    if (prepared === null) return this.busy[lane];
+    return new Set([...this.busy[lane], ...prepared.lease.series]);
+  }
+
+  /** Sends the lane's prepared request if the lane has a slot and none of its series is still in flight. */
+  private launchPrepared(lane: Lane): boolean {
+    const prepared = this.prepared[lane];
+    if (prepared === null || this.stopping || this.failures > 0) return false;
+    if (this.inflight.size >= this.aimd.concurrency + (lane === 'live' ? 1 : 0)) return false;
+    for (const s of prepared.lease.series) if (this.busy[lane].has(s)) return false;
+    this.prepared[lane] = null;
+    this.launch(prepared.lease, lane, prepared.encoded);
+    return true;
+  }
+
+  /** Leases and encodes the lane's next request in the next turn of the event loop, so the request just launched is on the wire first. */
+  private prepareAhead(lane: Lane): void {
+    if (this.failures > 0 || this.prepared[lane] !== null || this.preparing[lane]) return;
+    this.preparing[lane] = true;
+    setImmediate(() => {
+      this.preparing[lane] = false;
+      if (this.stopping || this.failures > 0 || this.prepared[lane] !== null) return;
+      try {
+        this.prepare(lane, this.now());
+      } catch (err) {
+        this.log.error({ err }, 'could not prepare the next request');
+      }
+    });
+  }
+
+  private prepare(lane: Lane, now: number): void {
+    const bounds = lane === 'live' ? { minId: this.boundary + 1 } : { maxId: this.boundary };
+    if (lane === 'live' && !this.liveDue(now)) return;
+    if (lane === 'backfill' && this.rate && this.rate.waitMs(now) > 0) return;
+    const request = { maxPoints: this.leasePoints(), ...bounds };
+    // Series that are free first (their request can go at once); else the next records of a busy one.
+    const lease = this.source.lease({ ...request, skipSeries: this.busy[lane] }) ?? (this.busy[lane].size > 0 ? this.source.lease({ ...request, skipSeries: NO_SERIES }) : null);
     if (lease === null) return;
-    this.rate?.take(lease.batch.points, now);
-    for (const s of lease.series) this.busy.backfill.add(s);
+    if (lane === 'backfill') this.rate?.take(lease.batch.points, now);
     let encoded: unknown;
     try {
       // A lease larger than a request is cut up by deliver(), which then encodes the pieces itself.
-      if (lease.batch.points <= this.aimd.batchPoints) encoded = encode(lease.batch);
+      if (lease.batch.points <= this.aimd.batchPoints) encoded = this.opts.output.encode?.(lease.batch);
     } catch (err) {
       this.log.debug({ err }, 'encoding ahead failed; the request will encode again');
     }
-    this.prepared = { lease, encoded };
+    this.prepared[lane] = { lease, encoded };
+    // A slot may have freed while this was leased.
+    if (this.launchPrepared(lane)) this.schedulePump(0);
   }
 
-  /** Gives the prepared request back (the output failed or stops). */
-  private dropPrepared(): void {
-    const prepared = this.prepared;
-    if (prepared === null) return;
-    this.prepared = null;
-    for (const s of prepared.lease.series) this.busy.backfill.delete(s);
-    try {
-      this.source.release(prepared.lease);
-      this.rate?.refund(prepared.lease.batch.points);
-    } catch (err) {
-      this.log.error({ err }, 'could not release a lease');
+  /** Gives the prepared requests back (a request failed, the output stops, or the live lane starts afresh). */
+  private dropPrepared(lanes: readonly Lane[] = ['live', 'backfill']): void {
+    for (const lane of lanes) {
+      const prepared = this.prepared[lane];
+      if (prepared === null) continue;
+      this.prepared[lane] = null;
+      try {
+        this.source.release(prepared.lease);
+        if (lane === 'backfill') this.rate?.refund(prepared.lease.batch.points);
+        else this.liveRecheck = true;
+      } catch (err) {
+        this.log.error({ err }, 'could not release a lease');
+      }
     }
   }
 
@@ -430,6 +462,8 @@ export class OutputSync {
   private liveLagMs(now: number): number {
     let oldestMs = this.livePendingSinceMs ?? now;
     for (const job of this.inflight) if (job.lane === 'live') oldestMs = Math.min(oldestMs, this.clock.seenAt(job.lease.minId, now));
+    const prepared = this.prepared.live;
+    if (prepared !== null) oldestMs = Math.min(oldestMs, this.clock.seenAt(prepared.lease.minId, now));
     return Math.max(0, now - oldestMs);
   }
 
@@ -440,6 +474,7 @@ export class OutputSync {
    */
   private fallBehind(now: number, lastId: number, lagMs: number): boolean {
     if (!this.moveBoundary(now, lastId)) return false;
+    this.dropPrepared(['live']);
     this.livePendingSinceMs = this.boundary < lastId ? this.clock.seenAt(this.boundary + 1, now) : null;
     this.log.info({ lag_ms: lagMs }, 'live data is falling behind; older records move to the backfill');
     return true;
@@ -476,7 +511,7 @@ export class OutputSync {
   private async run(job: Job): Promise<void> {
     try {
       const rejected = await this.deliver(job);
-      this.queueSettle(job.lease, rejected);
+      this.settles.push(job.lease, rejected);
       this.counters.sentPoints += job.lease.batch.points - rejected;
       this.counters.rejectedPoints += rejected;
       this.counters.lastSuccessMs = this.now();
@@ -488,35 +523,9 @@ export class OutputSync {
     } finally {
       this.inflight.delete(job);
       for (const s of job.lease.series) this.busy[job.lane].delete(s);
+      // What waited behind this request goes now, not a turn of the event loop later.
+      this.launchPrepared(job.lane);
       this.schedulePump(0);
-    }
-  }
-
-  private queueSettle(lease: SourceLease, rejectedPoints: number): void {
-    this.settleQueue.push({ lease, rejectedPoints });
-    if (this.settleQueue.length >= SETTLE_MAX_BATCHES) this.flushSettles();
-    else this.settleTimer ??= setTimeout(() => this.flushSettles(), SETTLE_EVERY_MS);
-  }
-
-  /** Records queued deliveries in the ring (the cursor moves, durably). */
-  private flushSettles(): void {
-    if (this.settleTimer) clearTimeout(this.settleTimer);
-    this.settleTimer = undefined;
-    const items = this.settleQueue;
-    if (items.length === 0) return;
-    this.settleQueue = [];
-    try {
-      this.source.settleAll(items, this.now());
-    } catch (err) {
-      // Delivered but not recorded: they will be sent again, which the upstream takes as a no-op.
-      this.log.error({ err }, 'could not record deliveries; they will be sent again');
-      for (const { lease } of items) {
-        try {
-          this.source.release(lease);
-        } catch {
-          // The store is gone; nothing is leased after a restart anyway.
-        }
-      }
     }
   }
 
@@ -669,32 +678,11 @@ export class OutputSync {
         delayMs = this.retry.nextDelay(e, this.failures);
     }
     this.blockedUntilMs = Math.max(this.blockedUntilMs, now + delayMs);
-    const details = { err: e.message, status: e.details.status, category: e.category, retry_in_ms: delayMs, lane: lane ?? undefined };
-    if (e.category === 'auth' || e.category === 'fatal') {
-      if (now - this.lastLoudLogMs >= this.settings.logEveryMs) {
-        this.lastLoudLogMs = now;
-        this.log.error(
-          details,
-          e.category === 'auth'
-            ? 'OUTPUT PAUSED: the upstream refuses our credentials; every point is kept and will be sent once they are fixed'
-            : 'OUTPUT PAUSED: the upstream refuses our configuration; every point is kept and will be sent once it is fixed',
-        );
-      }
-    } else if (this.failingSinceMs === null) {
-      this.lastLoudLogMs = now;
-      this.log.warn(details, 'upstream write failed; keeping the data and retrying with backoff');
-    } else if (now - this.lastLoudLogMs >= this.settings.logEveryMs) {
-      this.lastLoudLogMs = now;
-      this.log.warn({ ...details, failing_for_ms: now - this.failingSinceMs, attempts: this.failures }, 'upstream still failing; keeping the data');
-    }
+    this.outcomes.failure(e, { lane, retryInMs: delayMs, failingSinceMs: this.failingSinceMs, attempts: this.failures }, now);
     this.failingSinceMs ??= now;
   }
 
   private noteRejects(points: number, reason: string, quarantined = 0): void {
-    const now = this.now();
-    if (now - this.lastRejectLogMs < 60_000) return;
-    this.lastRejectLogMs = now;
-    const fate = quarantined > 0 ? 'kept in the quarantine (sluice quarantine list)' : 'not sent again';
-    this.log.warn({ points, reason }, `the upstream refused points for good; they are counted as rejected and ${fate}`);
+    this.outcomes.rejects(points, reason, this.now(), quarantined);
   }
 }

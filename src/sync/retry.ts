@@ -1,5 +1,8 @@
 // Backoff as a small object, the shape of influxdb-client-js's RetryDelayStrategy: the engine asks
-// nextDelay() after each failed request and calls success() after a delivered one.
+// nextDelay() after each failed request and calls success() after a delivered one. The curve is the
+// project's one backoff (src/core/backoff.ts); what is the engine's own is Retry-After and the short
+// cap for an upstream that was never reached.
+import { backoffDelayMs } from '../core/backoff.js';
 import type { OutputError } from '../core/component.js';
 
 export interface RetryStrategy {
@@ -54,10 +57,9 @@ export class ExponentialRetry implements RetryStrategy {
       const wait = Math.min(retryAfter, this.opts.maxRetryAfterMs);
       return Math.ceil(wait + wait * this.opts.jitter * this.random() * 0.5);
     }
-    const cap = error.details.unreached ? this.opts.maxUnreachedDelayMs : this.opts.maxDelayMs;
-    const base = Math.min(cap, this.opts.minDelayMs * this.opts.factor ** Math.max(0, failedAttempts - 1));
-    const spread = base * this.opts.jitter * (2 * this.random() - 1);
-    return Math.max(1, Math.round(Math.min(cap * (1 + this.opts.jitter), base + spread)));
+    const maxMs = error.details.unreached ? this.opts.maxUnreachedDelayMs : this.opts.maxDelayMs;
+    const curve = { minMs: this.opts.minDelayMs, maxMs, factor: this.opts.factor, jitter: this.opts.jitter, spreadAboveMax: true };
+    return Math.max(1, backoffDelayMs(curve, failedAttempts - 1, this.random));
   }
 
   success(): void {

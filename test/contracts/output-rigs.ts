@@ -11,6 +11,8 @@ import { FakeInfluxV2 } from '../helpers/fake-influx-v2.js';
 import { freePort } from '../helpers/http.js';
 import { INFLUX_ADMIN, startInfluxdb, type InfluxdbServer } from '../helpers/influxdb.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { quoteName } from '../../drivers/timescaledb/wide-ddl.js';
+import { quoteIdent } from '../../drivers/timescaledb/wide-rows.js';
 import { outputConfig } from './configs.js';
 import type { ContractOutputDriver, OutputRig, Stall } from './output-contract.js';
 import { serverSideOf } from './resources.js';
@@ -162,14 +164,15 @@ function canonicalV2(v: FieldValue): string {
   return v instanceof Unsigned ? `unsigned:${v.value}` : `${typeof v}:${String(v)}`;
 }
 
-function timescaledbRig(): OutputRig {
+function timescaledbRig(layout: 'narrow' | 'wide'): OutputRig {
   let server: PostgresServer | undefined;
   let n = 0;
   let deadPort = 0;
   const url = (db: string, user = 'postgres') => `postgres://${user}@127.0.0.1:${server!.port}/${db}`;
-  const ts = (u: string, table = 'contract_data') => outputConfig('timescaledb', [`url: ${u}`, `table: ${table}`, 'layout: narrow', TIMEOUT]);
+  // Narrow: one table for every measurement; wide: a table per measurement (the contract's is `contract`).
+  const ts = (u: string) => outputConfig('timescaledb', [`url: ${u}`, layout === 'narrow' ? 'table: contract_data' : 'table_template: "{measurement}"', `layout: ${layout}`, TIMEOUT]);
   return {
-    name: 'timescaledb against PostgreSQL 15',
+    name: `timescaledb (${layout}) against PostgreSQL 15`,
     driver: driver('timescaledb'),
     async setup() {
       server = await startPostgres();
@@ -187,15 +190,7 @@ function timescaledbRig(): OutputRig {
           const client = new pg.Client({ connectionString: url(db) });
           await client.connect();
           try {
-            const { rows } = await client.query<{ us: string; measurement: string; tags: Record<string, string>; field: string; value: number | null; value_int: string | null; value_text: string | null; value_bool: boolean | null }>(
-              `SELECT (extract(epoch FROM time) * 1000000)::int8::text AS us, measurement, tags, field, value, value_int::text, value_text, value_bool FROM contract_data`,
-            );
-            return rows
-              .map((r) => {
-                const v = r.value_bool !== null ? `boolean:${r.value_bool}` : r.value_int !== null ? `integer:${r.value_int}` : r.value_text !== null ? `string:${r.value_text}` : `number:${String(r.value)}`;
-                return `${seriesKey(r.measurement, r.tags)} ${r.us} ${r.field}=${v}`;
-              })
-              .sort();
+            return layout === 'narrow' ? await readNarrow(client) : await readWide(client, 'contract');
           } finally {
             await client.end();
           }
@@ -216,7 +211,9 @@ function timescaledbRig(): OutputRig {
     async stall(): Promise<Stall> {
       const db = `c${++n}`;
       await server!.query(`CREATE DATABASE ${db}`);
-      // A real hang: another session holds the table's lock, so the INSERT waits for it.
+      // A real hang on the write's path. Narrow: another session holds the table's lock, so the INSERT
+      // waits for it. Wide: the table does not exist yet, so the first write waits for the advisory lock
+      // under which gateways create a measurement's table, which another session holds.
       const locker = new pg.Client({ connectionString: url(db) });
       let locked = false;
       return {
@@ -224,7 +221,8 @@ function timescaledbRig(): OutputRig {
         async hang() {
           await locker.connect();
           await locker.query('BEGIN');
-          await locker.query('LOCK TABLE contract_data IN ACCESS EXCLUSIVE MODE');
+          if (layout === 'narrow') await locker.query('LOCK TABLE contract_data IN ACCESS EXCLUSIVE MODE');
+          else await locker.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sluice:${quoteName({ schema: undefined, name: 'contract' })}`]);
           locked = true;
         },
         async end() {
@@ -236,9 +234,47 @@ function timescaledbRig(): OutputRig {
   };
 }
 
+async function readNarrow(client: pg.Client): Promise<string[]> {
+  const { rows } = await client.query<{ us: string; measurement: string; tags: Record<string, string>; field: string; value: number | null; value_int: string | null; value_text: string | null; value_bool: boolean | null }>(
+    `SELECT (extract(epoch FROM time) * 1000000)::int8::text AS us, measurement, tags, field, value, value_int::text, value_text, value_bool FROM contract_data`,
+  );
+  return rows
+    .map((r) => {
+      const v = r.value_bool !== null ? `boolean:${r.value_bool}` : r.value_int !== null ? `integer:${r.value_int}` : r.value_text !== null ? `string:${r.value_text}` : `number:${String(r.value)}`;
+      return `${seriesKey(r.measurement, r.tags)} ${r.us} ${r.field}=${v}`;
+    })
+    .sort();
+}
+
+/** A wide table read back from the catalog: tags are its `text NOT NULL` columns, fields the other columns but time. */
+async function readWide(client: pg.Client, table: string): Promise<string[]> {
+  const columns = await client.query<{ column_name: string; data_type: string; is_nullable: string }>(
+    'SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+    [table],
+  );
+  const tags = columns.rows.filter((c) => c.data_type === 'text' && c.is_nullable === 'NO').map((c) => c.column_name);
+  const fields = columns.rows.filter((c) => c.column_name !== 'time' && !tags.includes(c.column_name));
+  const kind = (dataType: string) => (dataType === 'bigint' || dataType === 'numeric' ? 'integer' : dataType === 'boolean' ? 'boolean' : dataType === 'text' ? 'string' : 'number');
+  const select = [...tags, ...fields.map((f) => f.column_name)].map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
+  const { rows } = await client.query<Record<string, string | null>>(`SELECT (extract(epoch FROM time) * 1000000)::int8::text AS "time·us", ${select} FROM ${quoteIdent(table)}`);
+  const out: string[] = [];
+  for (const r of rows) {
+    const key = seriesKey(table, Object.fromEntries(tags.filter((t) => r[t] !== '').map((t) => [t, r[t]!])));
+    for (const f of fields) {
+      const v = r[f.column_name];
+      if (v === null) continue;
+      // double precision as text is the shortest text that reads back to the same double.
+      const text = kind(f.data_type) === 'boolean' ? String(v === 'true') : kind(f.data_type) === 'number' ? String(Number(v)) : v;
+      out.push(`${key} ${r['time·us']} ${f.column_name}=${kind(f.data_type)}:${text}`);
+    }
+  }
+  return out.sort();
+}
+
 /** One entry per rig; `type` is the driver type each covers. */
 export const OUTPUT_RIGS: { type: string; make: () => OutputRig }[] = [
   { type: 'influxdb', make: influxV1Rig },
   { type: 'influxdb', make: influxV2Rig },
-  { type: 'timescaledb', make: timescaledbRig },
+  { type: 'timescaledb', make: () => timescaledbRig('narrow') },
+  { type: 'timescaledb', make: () => timescaledbRig('wide') },
 ];

@@ -1,5 +1,6 @@
-// Real peers for the modbus tests and benchmark: a pymodbus server (TCP, or RTU on a pty) and socat
-// pty pairs. Nothing here skips: a missing python3-pymodbus or socat fails the test that needs it.
+// Real peers for the modbus tests and benchmark: a pymodbus server (TCP, RTU over TCP, or RTU on a
+// pty), socat pty pairs, and a loopback TCP relay that stands where a serial converter would. Nothing
+// here skips: a missing python3-pymodbus or socat fails the test that needs it.
 //
 // Every process started here is tracked until it exits: `stopPeers()` (each test file's afterAll)
 // ends those still running, also after a failed test or a start that failed half-way, and the test
@@ -7,7 +8,7 @@
 // so a test worker that is killed outright leaves no socat or pymodbus behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../../src/config/index.js';
 import type { InputContext, Logger } from '../../../src/core/component.js';
@@ -80,6 +81,8 @@ export interface ServerSpec {
   exceptions?: Record<string, Partial<Record<TableName, Record<string, number>>>>;
   /** TCP, per unit id: a copy of each answer under a wrong transaction id, before the right one or instead of it. */
   wrong_tid?: Record<string, 'before' | 'instead'>;
+  /** With `tcp`: RTU frames on the socket (no MBAP), as a serial-to-Ethernet converter carries them. */
+  framer?: 'rtu';
 }
 
 export interface PymodbusServer {
@@ -184,6 +187,79 @@ export async function startPtyPair(dir: string, options: { trace?: boolean; name
     proc,
     log: () => stderr,
     stop: () => endProcess(proc),
+  };
+}
+
+export interface Relay {
+  port: number;
+  /** Connections accepted so far (a reconnecting input opens a new one). */
+  readonly connections: number;
+  /** What the relay carried, in order: ">" input → peer, "<" peer → input (injected bytes not included). */
+  readonly wire: { dir: '>' | '<'; bytes: Buffer }[];
+  /** Writes `bytes` to the input as if they came from the peer: line noise passed on by a converter. */
+  inject(bytes: Buffer): void;
+  /** While on, carries nothing either way and keeps the connections open: a peer gone without a FIN. */
+  silence(on: boolean): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP relay on loopback between the input and a peer, standing where a serial-to-Ethernet converter
+ * stands: it records the wire, and can add noise or go silent. Closes the input's side when the peer's
+ * closes, and the other way round.
+ */
+export async function startRelay(targetPort: number): Promise<Relay> {
+  const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  const wire: Relay['wire'] = [];
+  let connections = 0;
+  let silent = false;
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined); // the close that follows ends the pair
+      s.on('close', () => {
+        sockets.delete(s);
+        clients.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    clients.add(client);
+    client.on('data', (chunk: Buffer) => {
+      if (silent) return;
+      wire.push({ dir: '>', bytes: chunk });
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (silent) return;
+      wire.push({ dir: '<', bytes: chunk });
+      client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    get connections() {
+      return connections;
+    },
+    wire,
+    inject: (bytes) => {
+      for (const c of clients) c.write(bytes);
+    },
+    silence: (on) => {
+      silent = on;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 

@@ -4,6 +4,8 @@
 Started as `/usr/bin/python3 server.py '<spec JSON>'`. The spec:
   {"tcp": {"host": "127.0.0.1", "port": 0}}              TCP server (port 0: any free port), or
   {"rtu": {"port": "/tmp/x/b", "baudrate": 9600, "parity": "N", "bytesize": 8, "stopbits": 1}}
+  "framer": "rtu"               with "tcp": RTU frames (unit id, PDU, CRC; no MBAP) on the TCP socket,
+                                as a serial-to-Ethernet converter in transparent mode carries them
   "units": {"1": {"hr": {"0": [1, 2, 3]}, "ir": {...}, "co": {...}, "di": {...}}}
       sparse tables: {start address: [values]}; an address not listed answers exception 2
   "fail": {"1": {"hr": [7]}}    reading these addresses raises inside the server: exception 4
@@ -108,6 +110,7 @@ def main():
     delay_s = spec.get("delay_ms", 0) / 1000
     slow_s = {int(u): ms / 1000 for u, ms in spec.get("slow_ms", {}).items()}
     wrong_tid = {int(u): how for u, how in spec.get("wrong_tid", {}).items()}
+    rtu_over_tcp = spec.get("framer") == "rtu"
 
     def manipulate(response):
         code = raised["code"]
@@ -122,7 +125,7 @@ def main():
             # Blocks the event loop on purpose: the server answers one request at a time.
             time.sleep(pause_s)
         how = wrong_tid.get(response.unit_id)
-        if how is not None and "tcp" in spec:
+        if how is not None and "tcp" in spec and not rtu_over_tcp:
             data = response.encode()
             stray = mbap((response.transaction_id + 0x1000) & 0xFFFF, response.unit_id, response.function_code, data)
             right = mbap(response.transaction_id, response.unit_id, response.function_code, data)
@@ -135,7 +138,7 @@ def main():
             tcp = spec["tcp"]
             server = ModbusTcpServer(
                 context,
-                ModbusSocketFramer,
+                ModbusRtuFramer if rtu_over_tcp else ModbusSocketFramer,
                 None,
                 (tcp.get("host", "127.0.0.1"), tcp.get("port", 0)),
                 allow_reuse_address=True,
