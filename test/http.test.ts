@@ -198,7 +198,7 @@ describe('HTTP endpoint of a running agent', () => {
 describe('health rules', () => {
   const store = (outputs: StoreStatus['outputs'] = {}): StoreStatus => ({
     points: 0, values: 0, series: 0, chunks: 0, store_bytes: 1, capacity_bytes: 2, used_bytes: 1, oldest_ms: null, newest_ms: null,
-    when_full: 'rollup', dropped: {}, dropped_values: {}, outputs, tiers: {}, runway_s: null,
+    when_full: 'rollup', dropped: {}, dropped_values: {}, outputs, tiers: {}, runway_s: null, quarantine: {},
   });
   const base = { startedMs: 0, lastCommitError: null, freeDiskBytes: 1e12, outputStats: {} };
 

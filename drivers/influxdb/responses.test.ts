@@ -12,7 +12,7 @@ interface Case {
   status: number;
   headers?: Headers;
   body: string;
-  expect: { result: { rejected: number } } | { error: { category: string; rejected?: number[]; retryAfterMs?: number } };
+  expect: { result: { rejected: number } } | { error: { category: string; rejected?: number[]; retryAfterMs?: number; reason?: string } };
 }
 
 const table = JSON.parse(readFileSync(new URL('./cases/responses.json', import.meta.url), 'utf8')) as { batch: string[]; cases: Case[] };
@@ -46,5 +46,6 @@ describe('InfluxDB write answers (drivers/influxdb/cases/responses.json)', () =>
     if (c.expect.error.rejected !== undefined) expect(e.details.rejected).toEqual(c.expect.error.rejected);
     else expect(e.details.rejected ?? []).toEqual([]);
     if (c.expect.error.retryAfterMs !== undefined) expect(e.details.retryAfterMs).toBe(c.expect.error.retryAfterMs);
+    if (c.expect.error.reason !== undefined) expect(e.details.reason).toBe(c.expect.error.reason);
   });
 });

@@ -75,6 +75,11 @@ function indexLines(lines: Lines): Map<string, number[]> {
   return map;
 }
 
+/** The quarantine's name for why InfluxDB refused points. */
+function rejectReason(message: string): string {
+  return /field type conflict/i.test(message) ? 'field_type_conflict' : 'bad_line';
+}
+
 /** Turns an HTTP answer into a result (2xx, partial writes) or throws the OutputError that says what to do. */
 export function interpret(status: number, headers: Headers, body: string, lines: Lines, nowMs: number = Date.now()): WriteResult {
   const bytes = 0;
@@ -89,9 +94,9 @@ export function interpret(status: number, headers: Headers, body: string, lines:
       return { rejectedPoints: lines.skippedPoints + Math.min(lines.starts.length, dropped + named.length), bytes };
     }
     if (named.length > 0) {
-      throw new OutputError(`refused ${named.length} line(s): ${short}`, 'reject', { status, rejected: named.map((i) => lines.pointOfLine[i]) });
+      throw new OutputError(`refused ${named.length} line(s): ${short}`, 'reject', { status, rejected: named.map((i) => lines.pointOfLine[i]), reason: rejectReason(message) });
     }
-    throw new OutputError(`refused the batch: ${short}`, 'reject', { status });
+    throw new OutputError(`refused the batch: ${short}`, 'reject', { status, reason: rejectReason(message) });
   }
   if (status === 401 || status === 403) throw new OutputError(`credentials refused (${short})`, 'auth', { status });
   if (status === 404) throw new OutputError(`not found (${short}): check database/bucket/org and the url`, 'fatal', { status });

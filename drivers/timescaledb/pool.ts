@@ -55,7 +55,7 @@ export function classifyPgError(err: unknown, tableMissing: () => void): OutputE
   if (code.startsWith('53') || code === '57P03') return new OutputError(`the database is overloaded (${message})`, 'throttle', { status: code }, { cause: err });
   if (code.startsWith('22') || code.startsWith('23') || code === '54000') {
     // A value the database will never take (a NUL in a string, an index row too large): bisect to it.
-    return new OutputError(`the database refused a value (${message})`, 'reject', { status: code }, { cause: err });
+    return new OutputError(`the database refused a value (${message})`, 'reject', { status: code, reason: 'value_refused' }, { cause: err });
   }
   if (code === '57014') return new OutputError(`statement timed out (${message})`, 'retry', { timeout: true, status: code }, { cause: err });
   return new OutputError(`write failed (${message})`, 'retry', { status: code || undefined }, { cause: err });

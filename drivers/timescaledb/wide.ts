@@ -79,6 +79,7 @@ export class WideOutput implements Output {
       const reasons = [...new Set(rejected.values())];
       throw new OutputError(`${rejected.size} points refused: ${reasons.slice(0, 3).join('; ')}${reasons.length > 3 ? ` (and ${reasons.length - 3} more reasons)` : ''}`, 'reject', {
         rejected: [...rejected.keys()].sort((a, b) => a - b),
+        reason: rejectReason(reasons),
       });
     }
     let bytes = 0;
@@ -256,4 +257,12 @@ function countPoints(plan: TablePlan): number {
   let n = 0;
   for (const p of plan.parts) n += p.timesUs.length;
   return n;
+}
+
+/** The quarantine's name for why points did not fit the table (the first reason decides). */
+function rejectReason(reasons: readonly string[]): string {
+  const why = reasons[0] ?? '';
+  if (/ but column .* is /.test(why)) return 'field_type_conflict';
+  if (/new_columns: reject/.test(why)) return 'unknown_column';
+  return 'schema_mismatch';
 }

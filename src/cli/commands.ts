@@ -10,6 +10,7 @@ import { runExport } from './export.js';
 import { runImport } from './import.js';
 import { runQuery } from './query.js';
 import { runStatus } from './status.js';
+import { runQuarantine } from './quarantine.js';
 import { runHealth } from './health.js';
 import { runAgentCommand } from './run.js';
 import { runKeygen, runSign } from './fleet.js';
@@ -29,6 +30,10 @@ usage:
   sluice import  [-c FILE|--data-dir DIR] [--precision ns|us|ms|s] FILE|-
   sluice export  [-c FILE|--data-dir DIR] [--precision P] [--from T] [--to T] [--measurement M]
   sluice status  [-c FILE|--data-dir DIR] [--json]
+  sluice quarantine list   [-c FILE|--data-dir DIR] [--output ID] [--json]   points upstreams refused for good
+  sluice quarantine export [-c FILE|--data-dir DIR] --output ID [--reason R] [--precision P]
+  sluice quarantine retry  [-c FILE|--data-dir DIR] --output ID [--reason R]  send them again (after fixing the cause)
+  sluice quarantine drop   [-c FILE|--data-dir DIR] --output ID [--reason R]
   sluice health  [-c FILE|--url URL] [--wait D]    ask a running agent's /healthz (exit 0 healthy, 1 not, 69 no answer)
   sluice query   [-c FILE|--data-dir DIR] --measurement M [--field F] [--from T] [--to T]
                  [--every D] [--fn mean,min,max,count,first,last,sum,stddev] [--json]
@@ -99,6 +104,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'status': {
       const { values } = parse(rest, { ...STORE_FLAGS, json: { type: 'boolean' } });
       return runStatus(storeSettings(values.config, values['data-dir']), values.json ?? false);
+    }
+    case 'quarantine': {
+      const [sub, ...args] = rest;
+      const { values } = parse(args, { ...STORE_FLAGS, output: { type: 'string' }, reason: { type: 'string' }, precision: { type: 'string' }, json: { type: 'boolean' } });
+      return runQuarantine(storeSettings(values.config, values['data-dir']), sub, values);
     }
     case 'query': {
       const { values } = parse(rest, {

@@ -46,7 +46,8 @@ export function runStatus(settings: StoreSettings, json: boolean): number {
     for (const [id, o] of Object.entries(s.outputs)) {
       lines.push(
         `output ${id}: backlog ${o.backlog_points} points (oldest ${formatTime(o.oldest_unsent_ms)}), sent ${o.sent_points}, rejected ${o.rejected_points}, last success ${formatTime(o.last_success_ms)}` +
-          (o.lost_unsent_points ? `, ${o.lost_unsent_points} points left the store before it got them` : ''),
+          (o.lost_unsent_points ? `, ${o.lost_unsent_points} points left the store before it got them` : '') +
+          (s.quarantine[id] ? `, ${s.quarantine[id].points} points in quarantine (${Object.keys(s.quarantine[id].reasons).join(', ')}; sluice quarantine list)` : ''),
       );
     }
     const { config, fleet } = readFleetStatusFiles(settings.ring.dataDir);

@@ -168,6 +168,8 @@ export interface OutputErrorDetails {
   retryAfterMs?: number;
   /** reject: indices of the refused points within the batch. */
   rejected?: readonly number[];
+  /** reject: why, as a short stable name (`field_type_conflict`, `bad_line`, …): the quarantine counts by it. */
+  reason?: string;
   /** retry: the request never reached the upstream (connection refused, no route, DNS): probing is free. */
   unreached?: boolean;
   /** retry: the request timed out. */

@@ -164,7 +164,7 @@ export function createMetrics(probe: AgentProbe): Registry {
   });
   new Counter({
     name: 'sluice_store_dropped_points_total',
-    help: 'Points that left the store other than by delivery, by reason (dropped_oldest, dropped_newest, rolled_up, retention).',
+    help: 'Points that left the store other than by delivery, by reason (dropped_oldest, dropped_newest, rolled_up, retention, quarantine_evicted, quarantine_dropped, quarantine_full).',
     labelNames: ['reason'],
     registers,
     collect() {
@@ -270,6 +270,16 @@ export function createMetrics(probe: AgentProbe): Registry {
     collect() {
       this.reset();
       for (const { o, labels } of outputs()) setCounter(this, labels, o.lost_unsent_points ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_output_quarantined_points',
+    help: 'Points an output\'s upstream refused for good, held in the quarantine, by reason (sluice quarantine list).',
+    labelNames: ['output', 'reason'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [output, q] of Object.entries(probe.snap().store.quarantine)) for (const [reason, r] of Object.entries(q.reasons)) this.set({ output, reason }, r.points);
     },
   });
   // What a running output says about itself (src/sync: requests, retries, adaptive concurrency).

@@ -74,14 +74,15 @@ export class Compactor {
     if (candidates.length === 0) return 0;
     // A merge rewrites whole chunks, a large transaction next to a small WAL budget (see capacity.ts).
     this.space.emptyWalIfSmall();
-    const cursors = this.cursors.load();
     const leased = this.cursors.leasedIds();
     let compacted = 0;
     let done = 0;
     const deadline = performance.now() + (options.budgetMs ?? Infinity);
     // One transaction for the pass: under synchronous=FULL every commit is an fsync, and a pass of a
-    // few hundred series committed one by one stalled the event loop for ~300 ms.
+    // few hundred series committed one by one stalled the event loop for ~300 ms. The cursors are read
+    // inside it: another process (`sluice quarantine retry`) may have moved one since the last pass.
     this.table.transaction(() => {
+      const cursors = this.cursors.load();
       for (; done < candidates.length; done++) {
         // The time budget keeps a pass short; the candidates left over (most fresh chunks first) come next pass.
         if (performance.now() > deadline) break;

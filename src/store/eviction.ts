@@ -6,7 +6,8 @@
 // and, when no raw data is left to replace, drops rollups, the finest tier first, so a coarse tier
 // outlives the finer ones. Victims are taken in batches just large enough for the bytes the write is
 // short of: rolling a batch up once rather than chunk by chunk writes one rollup chunk per tier per
-// eviction instead of one per evicted chunk.
+// eviction instead of one per evicted chunk. Quarantined points (quarantine.ts) go last, once no chunk
+// of any tier is left to evict, counted as `quarantine_evicted`.
 
 /** A chunk as eviction sees it: enough to choose, count and roll up, without its data. */
 export interface EvictionCandidate {
@@ -20,7 +21,7 @@ export interface EvictionCandidate {
   bytes: number;
 }
 
-export type EvictionReason = 'dropped_oldest' | 'rolled_up' | 'dropped_rollups';
+export type EvictionReason = 'dropped_oldest' | 'rolled_up' | 'dropped_rollups' | 'quarantine_evicted';
 
 /** What the ring lends eviction: its measures and the steps it takes on a chunk. */
 export interface EvictionHost {
@@ -37,6 +38,9 @@ export interface EvictionHost {
   /** Deletes a chunk, telling outputs that had not received it. */
   remove(victim: EvictionCandidate): void;
   addDrop(reason: EvictionReason, points: number, values: number): void;
+  /** Quarantined points (quarantine.ts), oldest first: evicted last, once no chunk is left. */
+  oldestQuarantined(limit: number): { id: number; rows: number; vals: number; bytes: number }[];
+  evictQuarantined(id: number): void;
 }
 
 /** Chunks looked at per batch; a batch takes only as many as the bytes still missing need. */
@@ -65,11 +69,23 @@ export function makeRoom(host: EvictionHost, incomingBytes: number): boolean {
       evict(host, batch, rollup);
     }
   }
+  for (let used = host.usedBytes(); used > target; used = host.usedBytes()) {
+    const batch = takeBatch(host.oldestQuarantined(CANDIDATES_PER_BATCH), used - target);
+    if (batch.length === 0) break;
+    let points = 0;
+    let values = 0;
+    for (const q of batch) {
+      host.evictQuarantined(q.id);
+      points += q.rows;
+      values += q.vals;
+    }
+    host.addDrop('quarantine_evicted', points, values);
+  }
   return host.usedBytes() + needed <= budget || host.usedBytes() === 0;
 }
 
 /** The first candidates whose bytes add up to `missingBytes` (at least one). */
-function takeBatch(candidates: EvictionCandidate[], missingBytes: number): EvictionCandidate[] {
+function takeBatch<C extends { bytes: number }>(candidates: C[], missingBytes: number): C[] {
   let freed = 0;
   let n = 0;
   while (n < candidates.length && freed < missingBytes) freed += candidates[n++].bytes + CHUNK_OVERHEAD_BYTES;

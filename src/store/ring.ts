@@ -23,6 +23,7 @@
 //   cursors.ts     output cursors and leases
 //   status.ts      totals, drops, outputs, runway
 //   retention.ts   chunks past a tier's age limit
+//   quarantine.ts  points an upstream refused for good, kept per output
 //
 // Durability: journal_mode=WAL with synchronous=FULL, so every commit fsyncs the WAL. kill -9 never
 // loses a committed point; a power cut loses at most the points still waiting for their group commit
@@ -32,6 +33,7 @@
 import type { RowGroup } from '../core/chunk.js';
 import type { CommitMark } from '../core/component.js';
 import type { Point } from '../core/point.js';
+import { groupValueCount } from './builder.js';
 import { GroupCommit } from './commit.js';
 import { Compactor } from './compaction.js';
 import { Cursors } from './cursors.js';
@@ -39,6 +41,7 @@ import { CommitMarkTable } from './marks.js';
 import { migrate, migrated, openStore, storedWindows } from './open.js';
 import { settingsOf, type RingOptions } from './options.js';
 import { ChunkReader } from './reader.js';
+import { Quarantine, markDeliveredExcept } from './quarantine.js';
 import { expire } from './retention.js';
 import type {
   CommitEvent,
@@ -50,6 +53,9 @@ import type {
   Maintenance,
   OutputStatus,
   PointWriter,
+  QuarantinedPart,
+  QuarantineStatus,
+  QuarantineStore,
   ScanFilter,
   SeriesGroup,
   SeriesInfo,
@@ -70,7 +76,7 @@ export { clipGroup } from './reader.js';
 export { measurementOf } from './series-keys.js';
 export { tierName } from './status.js';
 
-export class SqliteRing implements PointWriter, GroupWriter, StoreReader, CursorStore, StatusReader, Maintenance {
+export class SqliteRing implements PointWriter, GroupWriter, StoreReader, CursorStore, StatusReader, Maintenance, QuarantineStore {
   readonly file: string;
   private readonly table: ChunkTable;
   private readonly reader: ChunkReader;
@@ -81,6 +87,7 @@ export class SqliteRing implements PointWriter, GroupWriter, StoreReader, Cursor
   private readonly compactor: Compactor;
   private readonly report: StatusReport;
   private readonly marks: CommitMarkTable;
+  private readonly held: Quarantine;
 
   private constructor(table: ChunkTable, explicitWindows: boolean) {
     this.table = table;
@@ -88,7 +95,8 @@ export class SqliteRing implements PointWriter, GroupWriter, StoreReader, Cursor
     this.reader = new ChunkReader(table);
     this.rollups = new Rollups(table, this.reader);
     this.cursors = new Cursors(table);
-    this.space = new Space(table, this.rollups, this.cursors);
+    this.held = new Quarantine(table);
+    this.space = new Space(table, this.rollups, this.cursors, this.held);
     this.marks = new CommitMarkTable(table.db, table.readonly);
     this.commits = new GroupCommit(table, this.space, this.rollups, this.marks);
     this.compactor = new Compactor(table, this.cursors, this.space);
@@ -97,7 +105,7 @@ export class SqliteRing implements PointWriter, GroupWriter, StoreReader, Cursor
       this.rollups.markNewTiers(explicitWindows);
       migrate(table);
     }
-    this.report = new StatusReport(table, this.cursors, this.space, migrated(table, 'tier_totals'));
+    this.report = new StatusReport(table, this.cursors, this.space, this.held, migrated(table, 'tier_totals'));
   }
 
   /** Opens (creating when writable and absent) the store in `dataDir`. Throws StoreOpenError with advice. */
@@ -206,6 +214,56 @@ export class SqliteRing implements PointWriter, GroupWriter, StoreReader, Cursor
 
   outputStatus(output: string): OutputStatus {
     return this.cursors.outputStatus(output);
+  }
+
+  // ---------------------------------------------------------------- quarantine (quarantine.ts)
+
+  quarantine(output: string, parts: readonly { seriesKey: string; group: RowGroup }[], reason: string, message: string, nowMs = Date.now()): number {
+    const encoded = this.held.encode(parts);
+    if (encoded.parts.length === 0) return 0;
+    const points = encoded.parts.reduce((n, p) => n + p.group.timesUs.length, 0);
+    this.held.ensure();
+    return this.table.transaction(() => {
+      if (!this.space.makeRoom(encoded.bytes)) {
+        const values = encoded.parts.reduce((n, p) => n + groupValueCount(p.group), 0);
+        this.table.stmt.addDrop!.run('quarantine_full', points, values);
+        return 0;
+      }
+      this.held.insert(output, reason, message, nowMs, encoded.parts);
+      return points;
+    });
+  }
+
+  quarantineStatus(): Record<string, QuarantineStatus> {
+    return this.held.status();
+  }
+
+  quarantined(output: string, reason?: string): Generator<QuarantinedPart> {
+    return this.held.parts(output, reason);
+  }
+
+  retryQuarantined(output: string, reason?: string): number {
+    const tier = this.table.sql('SELECT tier FROM cursors WHERE output = ?').pluck().get(output) as number | undefined;
+    if (tier === undefined) throw new Error(`no output ${JSON.stringify(output)} in this store`);
+    return this.table.transaction(() => {
+      const { entries, points } = this.held.take(output, reason);
+      if (entries.length === 0) return 0;
+      // Ids are handed out in order inside this one transaction: the new chunks are those past the last.
+      const before = this.cursors.lastChunkId();
+      this.commits.writeGroups(entries, points);
+      markDeliveredExcept(this.table, output, before + 1, this.cursors.lastChunkId());
+      // Pending again rather than refused: a point refused once more is counted once.
+      this.table.sql('UPDATE cursors SET rejected_points = max(0, rejected_points - ?) WHERE output = ?').run(points, output);
+      return points;
+    });
+  }
+
+  dropQuarantined(output: string, reason?: string): number {
+    return this.table.transaction(() => {
+      const { points, values } = this.held.remove(output, reason);
+      if (points > 0) this.table.stmt.addDrop!.run('quarantine_dropped', points, values);
+      return points;
+    });
   }
 
   // ---------------------------------------------------------------- status (status.ts)

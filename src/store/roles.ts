@@ -8,7 +8,15 @@ import type { CommitMark } from '../core/component.js';
 import type { Point } from '../core/point.js';
 
 export type WhenFull = 'rollup' | 'drop_oldest' | 'drop_newest';
-export type DropReason = 'dropped_oldest' | 'dropped_newest' | 'rolled_up' | 'dropped_rollups' | 'retention';
+export type DropReason =
+  | 'dropped_oldest'
+  | 'dropped_newest'
+  | 'rolled_up'
+  | 'dropped_rollups'
+  | 'retention'
+  | 'quarantine_evicted'
+  | 'quarantine_dropped'
+  | 'quarantine_full';
 
 // ---------------------------------------------------------------- writing
 
@@ -190,6 +198,31 @@ export interface StoreStatus {
   tiers: Record<string, TierStatus>;
   /** Seconds until the cap at the ingest rate of the last 10 minutes (null: no recent ingest, or already at the cap). */
   runway_s: number | null;
+  /** Per output: the points its upstream refused for good, kept for `sluice quarantine` (src/store/quarantine.ts). */
+  quarantine: Record<string, QuarantineStatus>;
+}
+
+export interface QuarantineReasonStatus {
+  points: number;
+  values: number;
+  /** The time the points span. */
+  oldest_ms: number;
+  newest_ms: number;
+  /** When the upstream refused them: the first and the last time. */
+  first_refused_ms: number;
+  last_refused_ms: number;
+  /** The upstream's own words, for the latest batch refused for this reason. */
+  last_message: string;
+}
+
+export interface QuarantineStatus {
+  points: number;
+  values: number;
+  /** Encoded bytes held (inside the byte cap). */
+  bytes: number;
+  oldest_ms: number | null;
+  newest_ms: number | null;
+  reasons: Record<string, QuarantineReasonStatus>;
 }
 
 /** A group commit as the ring reports it. */
@@ -206,6 +239,34 @@ export interface StatusReader {
   status(): StoreStatus;
   /** Told after every group commit: the HTTP endpoint's commit-latency histogram and store health. */
   onCommit: ((event: CommitEvent) => void) | undefined;
+}
+
+// ---------------------------------------------------------------- quarantine
+
+/** A refused part as the quarantine holds it. */
+export interface QuarantinedPart {
+  seriesKey: string;
+  group: RowGroup;
+  reason: string;
+  message: string;
+}
+
+/**
+ * Points an upstream refused for good, kept per output: the sync sources hand them in, `sluice
+ * quarantine` lists, exports, retries and drops them (also while the agent runs).
+ */
+export interface QuarantineStore {
+  /**
+   * Keeps refused points of a raw output with a short reason (`field_type_conflict`, …) and the
+   * upstream's message. Returns the points kept (0 when `drop_newest` found no room: counted as a drop).
+   */
+  quarantine(output: string, parts: readonly { seriesKey: string; group: RowGroup }[], reason: string, message: string, nowMs?: number): number;
+  quarantineStatus(): Record<string, QuarantineStatus>;
+  quarantined(output: string, reason?: string): Generator<QuarantinedPart>;
+  /** Writes an output's quarantined points (of one reason) back for that output alone; returns the points. */
+  retryQuarantined(output: string, reason?: string): number;
+  /** Deletes an output's quarantined points (of one reason), counted as `quarantine_dropped`; returns the points. */
+  dropQuarantined(output: string, reason?: string): number;
 }
 
 // ---------------------------------------------------------------- housekeeping

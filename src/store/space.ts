@@ -3,6 +3,7 @@
 import { SMALL_WAL_BYTES, planCapacity, type CapacityPlan } from './capacity.js';
 import type { Cursors } from './cursors.js';
 import { makeRoom, type EvictionHost } from './eviction.js';
+import type { Quarantine } from './quarantine.js';
 import type { Rollups } from './rollups.js';
 import { fileSize, type ChunkMeta, type ChunkTable } from './table.js';
 
@@ -14,6 +15,7 @@ export class Space {
     private readonly table: ChunkTable,
     rollups: Rollups,
     private readonly cursors: Cursors,
+    quarantine: Quarantine,
   ) {
     this.plan = planCapacity(table.settings.maxBytes, table.pageSize);
     const stmt = table.stmt;
@@ -27,6 +29,8 @@ export class Space {
       rollUpBefore: (seriesId, untilUs, rawGoes) => rollups.rollUpBefore(seriesId, untilUs, rawGoes),
       remove: (victim) => this.remove(victim),
       addDrop: (reason, points, values) => stmt.addDrop!.run(reason, points, values),
+      oldestQuarantined: (limit) => quarantine.oldest(limit),
+      evictQuarantined: (id) => quarantine.evict(id),
     };
   }
 

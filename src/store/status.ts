@@ -2,6 +2,7 @@
 // running totals the triggers keep (open.ts), drops by reason, each output's cursor, bytes against
 // the cap, and the runway until the cap at the recent ingest rate.
 import type { Cursors } from './cursors.js';
+import type { Quarantine } from './quarantine.js';
 import type { OutputStatus, StoreStatus, TierStatus } from './roles.js';
 import type { Space } from './space.js';
 import { fileSize, type ChunkTable } from './table.js';
@@ -18,6 +19,7 @@ export class StatusReport {
     private readonly table: ChunkTable,
     private readonly cursors: Cursors,
     private readonly space: Space,
+    private readonly quarantine: Quarantine,
     /** Whether tier_totals is kept by this store's triggers (else a read-only look at an older store counts). */
     private readonly totalsKept: boolean,
   ) {}
@@ -52,6 +54,7 @@ export class StatusReport {
       outputs,
       tiers: tierStatus(tiers),
       runway_s: this.runwaySeconds(tiers.reduce((n, t) => n + t.vals, 0)),
+      quarantine: this.quarantine.status(),
     };
   }
 

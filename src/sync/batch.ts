@@ -55,6 +55,27 @@ export function without(batch: OutputBatch, indices: Iterable<number>): OutputBa
   return makeBatch(parts);
 }
 
+/** Only the points at `indices`: what an upstream refused, for the quarantine. */
+export function only(batch: OutputBatch, indices: Iterable<number>): OutputBatch {
+  const take = new Set(indices);
+  const parts: Part[] = [];
+  let base = 0;
+  for (const part of batch.parts) {
+    const rows = part.group.timesUs.length;
+    const keep = new Uint8Array(rows);
+    let kept = 0;
+    for (let r = 0; r < rows; r++) {
+      if (!take.has(base + r)) continue;
+      keep[r] = 1;
+      kept++;
+    }
+    base += rows;
+    if (kept === rows) parts.push(part);
+    else if (kept > 0) parts.push({ seriesKey: part.seriesKey, group: selectRows(part.group, keep, kept) });
+  }
+  return makeBatch(parts);
+}
+
 /** Rows r with keep[r] = 1 (`kept` of them). Columns left without values are dropped. */
 export function selectRows(group: RowGroup, keep: Uint8Array, kept: number): RowGroup {
   const timesUs = new Float64Array(kept);

@@ -31,10 +31,10 @@
 // auth/fatal → pause with a loud, rate-limited log line, keep everything, try again later.
 import { OutputError, type Logger, type Output, type OutputBatch, type OutputStats } from '../core/component.js';
 import { Aimd } from './aimd.js';
-import { halve, without } from './batch.js';
+import { halve, only, without } from './batch.js';
 import { IdClock } from './clock.js';
 import { RateLimiter } from './rate.js';
-import { asOutputError, withTimeout } from './request.js';
+import { asOutputError, refuse, withTimeout } from './request.js';
 import { DEFAULT_RETRY, ExponentialRetry, type ExponentialRetryOptions, type RetryStrategy } from './retry.js';
 import type { SourceLease, SyncSource } from './source.js';
 export { asOutputError };
@@ -580,7 +580,7 @@ export class OutputSync {
           if (batch.points > 1) queue.unshift(...halve(batch));
           else {
             rejected += 1;
-            this.noteRejects(1, `a single point is too large for the upstream: ${e.message}`);
+            this.noteRejects(1, `a single point is too large for the upstream: ${e.message}`, refuse(this.source, batch, e, this.log, 'too_large'));
           }
           continue;
         }
@@ -588,14 +588,14 @@ export class OutputSync {
           const rest = e.details.rejected?.length ? without(batch, e.details.rejected) : batch;
           if (rest.points < batch.points) {
             rejected += batch.points - rest.points;
-            this.noteRejects(batch.points - rest.points, e.message);
+            this.noteRejects(batch.points - rest.points, e.message, refuse(this.source, only(batch, e.details.rejected ?? []), e, this.log));
             queue.unshift(rest);
           } else if (batch.points > 1) {
             // The upstream did not say which points: bisect until it does, or until single points remain.
             queue.unshift(...halve(batch));
           } else {
             rejected += 1;
-            this.noteRejects(1, e.message);
+            this.noteRejects(1, e.message, refuse(this.source, batch, e, this.log));
           }
           continue;
         }
@@ -682,7 +682,7 @@ export class OutputSync {
     this.failingSinceMs ??= now;
   }
 
-  private noteRejects(points: number, reason: string): void {
-    this.outcomes.rejects(points, reason, this.now());
+  private noteRejects(points: number, reason: string, quarantined = 0): void {
+    this.outcomes.rejects(points, reason, this.now(), quarantined);
   }
 }

@@ -46,9 +46,11 @@ export class OutcomeLog {
     }
   }
 
-  rejects(points: number, reason: string, now: number): void {
+  /** `quarantined`: how many of them the store's quarantine kept (sluice quarantine). */
+  rejects(points: number, reason: string, now: number, quarantined = 0): void {
     const heldBack = this.rejectLog.pass(now);
     if (heldBack === undefined) return;
-    this.log.warn({ points, reason, ...(heldBack > 0 ? { held_back: heldBack } : {}) }, 'the upstream refused points for good; they are counted as rejected and not sent again');
+    const fate = quarantined > 0 ? 'kept in the quarantine (sluice quarantine list)' : 'not sent again';
+    this.log.warn({ points, reason, ...(heldBack > 0 ? { held_back: heldBack } : {}) }, `the upstream refused points for good; they are counted as rejected and ${fate}`);
   }
 }

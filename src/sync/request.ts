@@ -1,6 +1,7 @@
 // One request with the output's timeout. A driver that ignores its signal is raced, never waited for:
 // the request counts as failed at the deadline whatever the driver does later.
-import { OutputError } from '../core/component.js';
+import { OutputError, type Logger, type OutputBatch } from '../core/component.js';
+import type { SyncSource } from './source.js';
 
 export async function withTimeout<T>(send: (signal: AbortSignal) => Promise<T>, jobSignal: AbortSignal, timeoutMs: number): Promise<T> {
   const ctrl = new AbortController();
@@ -32,4 +33,17 @@ export function asOutputError(err: unknown): OutputError {
   if (err instanceof OutputError) return err;
   const e = err instanceof Error ? err : new Error(String(err));
   return new OutputError(e.message, 'retry', {}, { cause: e });
+}
+
+/**
+ * Hands points refused for good to the source's quarantine (src/store/quarantine.ts), named by the
+ * error's reason; returns the points it kept (0: only counted as rejected, as without a quarantine).
+ */
+export function refuse(source: SyncSource, batch: OutputBatch, e: OutputError, log: Logger, reason = e.details.reason ?? 'refused'): number {
+  try {
+    return source.quarantine?.(batch, reason, e.message) ?? 0;
+  } catch (err) {
+    log.error({ err }, 'could not quarantine refused points; they are counted as rejected');
+    return 0;
+  }
 }

@@ -7,7 +7,7 @@ import { readFunction, type AggregateFunction } from '../core/aggregate.js';
 import type { OutputBatch } from '../core/component.js';
 import type { FieldValue } from '../core/point.js';
 import { SeriesBuilder } from '../store/builder.js';
-import type { CursorStore, Lease, OutputStatus } from '../store/roles.js';
+import type { CursorStore, Lease, OutputStatus, QuarantineStore } from '../store/roles.js';
 import { groupToStates } from '../store/rollup.js';
 
 export interface SourceLease {
@@ -43,6 +43,11 @@ export interface SyncSource {
   /** Where the live lane starts (records above `id`), so housekeeping keeps the lanes apart. */
   setLiveMark(id: number | null): void;
   status(): OutputStatus;
+  /**
+   * Keeps points the upstream refused for good (the store's quarantine), before their lease settles.
+   * Returns the points kept; absent or 0: they are only counted as rejected.
+   */
+  quarantine?(batch: OutputBatch, reason: string, message: string): number;
 }
 
 interface RingLease extends SourceLease {
@@ -52,9 +57,9 @@ interface RingLease extends SourceLease {
 /** Raw points from the ring (tier 0), or a rollup tier's chunks as they are stored, with the cursor named by the output id. */
 export class RingSource implements SyncSource {
   constructor(
-    protected readonly ring: CursorStore,
+    protected readonly ring: CursorStore & QuarantineStore,
     protected readonly output: string,
-    tier = 0,
+    private readonly tier = 0,
   ) {
     ring.registerOutput(output, tier);
   }
@@ -120,6 +125,12 @@ export class RingSource implements SyncSource {
   status(): OutputStatus {
     return this.ring.outputStatus(this.output);
   }
+
+  quarantine(batch: OutputBatch, reason: string, message: string): number {
+    // Rollup windows are sent as computed points, not stored ones: a retry could not write them back.
+    if (this.tier !== 0) return 0;
+    return this.ring.quarantine(this.output, batch.parts, reason, message);
+  }
 }
 
 /**
@@ -130,7 +141,7 @@ export class RingSource implements SyncSource {
  */
 export class RollupSource extends RingSource {
   constructor(
-    ring: CursorStore,
+    ring: CursorStore & QuarantineStore,
     output: string,
     windowMs: number,
     private readonly functions: readonly AggregateFunction[],
@@ -157,6 +168,6 @@ export class RollupSource extends RingSource {
 }
 
 /** The source for an output's `resolution`: raw points, or one rollup tier of the store. */
-export function sourceFor(ring: CursorStore, output: string, resolution: 'raw' | number, functions: readonly AggregateFunction[]): SyncSource {
+export function sourceFor(ring: CursorStore & QuarantineStore, output: string, resolution: 'raw' | number, functions: readonly AggregateFunction[]): SyncSource {
   return resolution === 'raw' ? new RingSource(ring, output) : new RollupSource(ring, output, resolution, functions);
 }
