@@ -442,8 +442,9 @@ export class OpcuaInput implements Input {
       this.lose(chain, `a read failed: ${errorText(err)}`);
       return;
     }
+    // Later reads at multiples of the interval since the epoch, so the points of all inputs line up.
     const interval = this.config.interval;
-    this.schedulePoll(chain, session, Math.max(0, interval - ((Date.now() - startedMs) % interval)));
+    this.schedulePoll(chain, session, interval - (Date.now() % interval));
   }
 
   // ------------------------------------------------------------------------------------ points
