@@ -65,6 +65,9 @@ export const DEFAULT_TUNING: OpcuaTuning = {
 /** The PKI folder under the data dir: own/ (the client's certificate, made on first start), trusted/, rejected/. */
 export const PKI_FOLDER = 'opcua-pki';
 
+/** node-opcua's CloseSecureChannel callback timer (client_secure_channel_layer.js), plus a margin. */
+const CLOSE_SECURE_CHANNEL_TIMER_MS = 150;
+
 /** Everything one connection holds, torn down as a unit. */
 interface Chain {
   client: OPCUAClient;
@@ -110,6 +113,8 @@ export class OpcuaInput implements Input {
   private stableTimer: NodeJS.Timeout | undefined;
   private flushHandle: NodeJS.Immediate | undefined;
   private certificates: OPCUACertificateManager | undefined;
+  /** Teardowns still closing, awaited by stop() so that it resolves only once every socket is gone. */
+  private readonly closing = new Set<Promise<void>>();
   private stopping = false;
   private up = false;
   private downSinceMs = Date.now();
@@ -161,6 +166,7 @@ export class OpcuaInput implements Input {
     const chain = this.chain;
     this.chain = undefined;
     if (chain) await this.teardown(chain, true);
+    await Promise.all([...this.closing]);
     await this.certificates?.dispose();
     this.certificates = undefined;
   }
@@ -274,7 +280,7 @@ export class OpcuaInput implements Input {
     if (chain) {
       chain.broken = true;
       if (this.chain === chain) this.chain = undefined;
-      void this.teardown(chain, false);
+      this.close(chain);
     }
     this.scheduleRetry();
   }
@@ -292,7 +298,7 @@ export class OpcuaInput implements Input {
       this.count('connection_losses');
       this.log.warn({ url: this.config.url, reason: why }, 'connection to the OPC UA server lost (reconnecting)');
     }
-    void this.teardown(chain, false);
+    this.close(chain);
     // An attempt still building this chain notices `broken` and returns; the retry follows it.
     void Promise.resolve(this.attempt).then(() => this.scheduleRetry());
   }
@@ -305,6 +311,12 @@ export class OpcuaInput implements Input {
       if (this.stopping || this.chain) return;
       this.attempt = this.connect();
     }, delayMs);
+  }
+
+  /** Tears a broken chain down in the background; stop() waits for it. */
+  private close(chain: Chain): void {
+    const done = this.teardown(chain, false).finally(() => this.closing.delete(done));
+    this.closing.add(done);
   }
 
   private async teardown(chain: Chain, polite: boolean): Promise<void> {
@@ -330,6 +342,9 @@ export class OpcuaInput implements Input {
     } catch {
       // disconnect of a broken client; its socket is destroyed either way
     }
+    // node-opcua arms a 100 ms timer when it sends CloseSecureChannel (it expects no answer) and does
+    // not clear it when the server closes first; waiting it out keeps "after stop, nothing runs" true.
+    await new Promise((resolve) => setTimeout(resolve, CLOSE_SECURE_CHANNEL_TIMER_MS));
   }
 
   // --------------------------------------------------------------------------------- subscribe
