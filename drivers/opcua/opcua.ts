@@ -74,6 +74,8 @@ interface Chain {
   session?: ClientSession;
   subscription?: ClientSubscription;
   pollTimer?: NodeJS.Timeout;
+  /** subscribe: checks that the subscription still speaks (data or keep-alives). */
+  watchdog?: NodeJS.Timeout;
   broken: boolean;
 }
 
@@ -159,13 +161,18 @@ export class OpcuaInput implements Input {
     clearTimeout(this.retryTimer);
     clearTimeout(this.stableTimer);
     this.retryTimer = undefined;
+    // The chain that is up, or being built: closing its socket also cuts a connect in progress short.
+    const current = this.chain;
+    this.chain = undefined;
+    if (current) await this.teardown(current, true);
     await this.attempt;
+    // An attempt that was before its first await when stop began may have made a chain since.
+    const late = this.chain as Chain | undefined;
+    this.chain = undefined;
+    if (late) await this.teardown(late, true);
     if (this.flushHandle) clearImmediate(this.flushHandle);
     this.flushHandle = undefined;
     this.pending = [];
-    const chain = this.chain;
-    this.chain = undefined;
-    if (chain) await this.teardown(chain, true);
     await Promise.all([...this.closing]);
     await this.certificates?.dispose();
     this.certificates = undefined;
@@ -221,6 +228,7 @@ export class OpcuaInput implements Input {
       const certificates = await this.certificateManager();
       await this.trustFolder(certificates);
       const identity = this.identity();
+      if (this.stopping) return;
       const client = OPCUAClient.create({
         applicationName: 'sluice',
         clientName: `sluice-${this.ctx.agentId}-${this.ctx.id}`,
@@ -277,8 +285,7 @@ export class OpcuaInput implements Input {
       this.lastFailure = text;
       this.log.warn({ url: this.config.url, err: text }, 'cannot connect to the OPC UA server (retrying)');
     }
-    if (chain) {
-      chain.broken = true;
+    if (chain && !chain.broken) {
       if (this.chain === chain) this.chain = undefined;
       this.close(chain);
     }
@@ -320,9 +327,10 @@ export class OpcuaInput implements Input {
   }
 
   private async teardown(chain: Chain, polite: boolean): Promise<void> {
+    // From here on the chain's events (close, terminated, …) are its own end, not news.
+    chain.broken = true;
     clearTimeout(chain.pollTimer);
-    chain.pollTimer = undefined;
-    chain.client.removeAllListeners();
+    clearInterval(chain.watchdog);
     const closeMs = polite ? this.tuning.stopTimeoutMs : 1000;
     try {
       if (chain.subscription) await within(chain.subscription.terminate(), closeMs, 'terminating the subscription');
@@ -331,7 +339,6 @@ export class OpcuaInput implements Input {
     }
     try {
       if (chain.session) {
-        chain.session.removeAllListeners();
         await within(chain.session.close(true), closeMs, 'closing the session');
       }
     } catch {
@@ -367,6 +374,17 @@ export class OpcuaInput implements Input {
     chain.subscription = subscription;
     subscription.on('terminated', () => this.lose(chain, 'the subscription ended'));
     subscription.on('internal_error', () => this.lose(chain, 'the subscription failed'));
+    // A server that forgot the session (it expired while the network was down) answers publish requests
+    // with BadSessionClosed, upon which node-opcua stops publishing without a word: the subscription
+    // then falls silent. Silence for three keep-alive periods breaks the chain.
+    let heardMs = Date.now();
+    const heard = () => (heardMs = Date.now());
+    subscription.on('keepalive', heard);
+    subscription.on('received_notifications', heard);
+    const keepAliveMs = Math.max(subscription.publishingInterval, 1) * Math.max(subscription.maxKeepAliveCount, 1);
+    chain.watchdog = setInterval(() => {
+      if (Date.now() - heardMs > 3 * keepAliveMs + this.config.timeout) this.lose(chain, 'the subscription fell silent (no data or keep-alive)');
+    }, keepAliveMs);
     // Nodes with the same sampling interval and deadband share one CreateMonitoredItems request.
     const groups = new Map<string, number[]>();
     this.config.nodes.forEach((n, i) => {
