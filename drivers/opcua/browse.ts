@@ -91,7 +91,8 @@ async function walk(session: ClientSession, nodeId: string, level: number, maxDe
   );
   if (!result.statusCode.isGood()) throw new Error(`browsing ${nodeId}: ${result.statusCode.name}`);
   const refs: ReferenceDescription[] = result.references ?? [];
-  const variables = refs.filter((r) => r.nodeClass === NodeClass.Variable);
+  // ReferenceDescription types nodeClass as the mask enum; the values are NodeClass's.
+  const variables = refs.filter((r) => Number(r.nodeClass) === Number(NodeClass.Variable));
   const types = await dataTypes(session, variables.map(shortId), timeoutMs);
   for (const ref of refs) {
     const id = shortId(ref);
@@ -112,7 +113,7 @@ async function dataTypes(session: ClientSession, ids: string[], timeoutMs: numbe
   const named = new Map<string, string>();
   const unknown = new Set<string>();
   for (let i = 0; i < ids.length; i++) {
-    const type = values[2 * i].value.value as { namespace: number; value: unknown } | null;
+    const type = values[2 * i].value.value as { namespace: number; value: unknown; toString(): string } | null;
     if (!type) continue;
     const key = type.toString();
     if (type.namespace === 0 && typeof type.value === 'number' && DATA_TYPE_NAMES[type.value] !== undefined) named.set(key, DATA_TYPE_NAMES[type.value]);

@@ -124,7 +124,8 @@ function scalar(dataType: number, value: unknown): Scalar {
       return typeof value === 'string' ? value : undefined;
     case 17:
     case 18:
-      return value !== null && typeof value === 'object' ? String(value) : undefined;
+      // node-opcua's NodeId and ExpandedNodeId print as "ns=2;s=…".
+      return value !== null && typeof value === 'object' ? (value as { toString(): string }).toString() : undefined;
     default:
       return undefined;
   }
