@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Unsigned } from '../../src/core/point.js';
+import { sluice, sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
 import { browseServer } from './browse.js';
 import { OpcuaInput, PKI_FOLDER, type OpcuaTuning } from './opcua.js';
 import { opcuaConfig, recording, until, type Recording } from './testing/harness.js';
@@ -195,6 +196,60 @@ describe('opcua input', () => {
     expect(text).toMatch(/^Server +i=2253 +Object$/m);
     // Server's children (ServerStatus, …) are not listed from the Objects folder.
     expect(text).not.toContain('i=2256');
+  });
+
+  it('sluice run stores the values in the ring (query, export); sluice opcua browse on the command line', async () => {
+    await server.set('Double', 21.5, { sourceMs: 1714564800123 });
+    await server.set('UInt64', '18446744073709551615', { sourceMs: 1714564800123 });
+    const dir = mkdirIn('agent');
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'version: 1',
+        'agent: { id: gw, tags: { site: a } }',
+        'http: { listen: "off" }',
+        'inputs:',
+        '  line3:',
+        '    type: opcua',
+        `    url: ${server.url}`,
+        '    publishing_interval: 100ms',
+        '    nodes:',
+        `    ${node('supply_temp', 'Double')}`,
+        `    ${node('total', 'UInt64')}`,
+        '',
+      ].join('\n'),
+    );
+    const agent = sluiceSpawn(['run', '-c', cfg, '--data-dir', dir]);
+    let log = '';
+    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(
+        () => {
+          if (agent.exitCode !== null) throw new Error(`the agent exited with ${agent.exitCode}`);
+          const r = sluice(['query', '--data-dir', dir, '--measurement', 'line3', '--json']);
+          return r.status === 0 && (JSON.parse(r.stdout) as unknown[]).length >= 2;
+        },
+        30_000,
+        'both values in the store',
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; the agent's log:\n${log}`);
+      });
+    } finally {
+      agent.kill('SIGTERM');
+    }
+    expect(await exited, log).toBe(0);
+    expect(sluice(['export', '--data-dir', dir, '--measurement', 'line3', '--precision', 'ms']).stdout).toBe('line3,site=a supply_temp=21.5,total=18446744073709551615u 1714564800123\n');
+    expect(log).not.toMatch(/"level":(40|50)/);
+    expect(log).toContain('"msg":"connected to the OPC UA server"');
+
+    const browse = sluice(['opcua', 'browse', server.url, '--node', 'ns=1;s=Test', '--depth', '1']);
+    expect(browse.status, browse.stderr).toBe(0);
+    expect(browse.stdout.split('\n')[0]).toMatch(/^name +node_id +class +data_type$/);
+    expect(browse.stdout).toMatch(/^UInt64 +ns=1;s=Test\.UInt64 +Variable +UInt64$/m);
+    expect(sluice(['opcua', 'browse', 'http://x']).status).toBe(64);
   });
 
   it('the server killed and started again: the session comes back, the items are created again, one log line per change', async () => {
