@@ -95,18 +95,27 @@ describe('opcua input', () => {
 
   it('subscribe: each change is stored at its source time, and the deadband drops moves within it', async () => {
     await server.set('Double', 1);
-    const { input, rec } = await run(['mode: subscribe', 'publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms, deadband: 0.5'), node('n', 'Int64')]);
+    // The same variable twice: `raw` without a deadband shows what the server sampled.
+    const { input, rec } = await run([
+      'mode: subscribe',
+      'publishing_interval: 100ms',
+      'nodes:',
+      node('d', 'Double', ', sampling_interval: 50ms, deadband: 0.5'),
+      node('raw', 'Double', ', sampling_interval: 50ms'),
+      node('n', 'Int64'),
+    ]);
     await until(() => rec.values('d').length === 1 && rec.values('n').length === 1, 'the initial values');
-    expect(input.stats().counters.items_created).toBe(2);
+    expect(input.stats().counters.items_created).toBe(3);
     const t0 = Date.parse('2024-05-01T12:00:00.000Z');
     await server.set('Double', 10, { sourceMs: t0 });
     await until(() => rec.values('d').includes(10), '10');
     await server.set('Double', 10.4, { sourceMs: t0 + 1000 });
-    await sleep(400);
+    await until(() => rec.values('raw').includes(10.4), '10.4 sampled');
     await server.set('Double', 11, { sourceMs: t0 + 2000 });
     await server.set('Int64', '9223372036854775807', { sourceMs: t0 + 2000 });
     await until(() => rec.values('d').includes(11) && rec.values('n').includes(9223372036854775807n), '11 and the Int64');
     expect(rec.values('d')).toEqual([1, 10, 11]);
+    expect(rec.values('raw')).toEqual([1, 10, 10.4, 11]);
     const times = rec.points.filter((p) => p.fields.d === 10 || p.fields.d === 11).map((p) => p.timeUs);
     expect(times).toEqual([t0 * 1000, (t0 + 2000) * 1000]);
     expect(rec.points.find((p) => p.fields.n === 9223372036854775807n)?.timeUs).toBe((t0 + 2000) * 1000);
@@ -116,12 +125,14 @@ describe('opcua input', () => {
     await server.set('Double', 4);
     const { input, rec } = await run(['publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')]);
     await until(() => rec.values('d').includes(4), 'the initial value');
+    // Each change waits until the input saw the one before, so none is sampled away on a slow machine.
+    const counted = (name: string, n: number) => until(() => input.stats().counters[name] === n, `${n} × ${name}`);
     await server.set('Double', 666, { status: 'BadSensorFailure' });
-    await sleep(300);
+    await counted('status_BadSensorFailure', 1);
     await server.set('Double', 667, { status: 'BadSensorFailure' });
-    await sleep(300);
+    await counted('status_BadSensorFailure', 2);
     await server.set('Double', 668, { status: 'UncertainLastUsableValue' });
-    await sleep(300);
+    await counted('status_UncertainLastUsableValue', 1);
     await server.set('Double', 5);
     await until(() => rec.values('d').includes(5), 'the good value after them');
     expect(rec.values('d')).toEqual([4, 5]);
@@ -232,7 +243,7 @@ describe('opcua input', () => {
           const r = sluice(['query', '--data-dir', dir, '--measurement', 'line3', '--json']);
           return r.status === 0 && (JSON.parse(r.stdout) as unknown[]).length >= 2;
         },
-        30_000,
+        45_000,
         'both values in the store',
       ).catch((err: Error) => {
         throw new Error(`${err.message}; the agent's log:\n${log}`);

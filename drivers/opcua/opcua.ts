@@ -559,6 +559,10 @@ function deadbandFilter(node: OpcuaNodeConfig): DataChangeFilter | null {
 
 /** A connection failure as a user can act on it (node-opcua's messages are long and nested). */
 export function explain(err: unknown): string {
+  const full = err instanceof Error ? err.message : String(err);
+  // node-opcua wraps a refused connection in three lines; the cause is in the last ("Err = (…)").
+  const cause = /Err = \((.*)\)\s*$/s.exec(full)?.[1]?.split('\n')[0];
+  if (cause) return `${cause} (the server is down or not listening there)`;
   const text = errorText(err);
   if (/BadUserAccessDenied|BadIdentityTokenRejected|BadIdentityTokenInvalid/.test(text)) return `the server refused the user credentials (${text})`;
   if (/BadCertificateUntrusted|BadSecurityChecksFailed|certificate.*(?:untrusted|not trusted)/i.test(text)) {

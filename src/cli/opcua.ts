@@ -3,7 +3,7 @@
 // MB that no other command needs.
 import { UsageError } from './args.js';
 
-export async function runOpcuaBrowse(url: string | undefined, options: { node?: string; depth?: string; timeout?: string }): Promise<number> {
+export async function runOpcuaBrowse(url: string | undefined, options: { node?: string; depth?: string }): Promise<number> {
   if (!url || !/^opc\.tcp:\/\/\S+$/.test(url)) throw new UsageError('opcua browse needs an endpoint URL opc.tcp://host[:port][/path]');
   const depth = options.depth === undefined ? 3 : Number(options.depth);
   if (!Number.isInteger(depth) || depth < 1 || depth > 20) throw new UsageError(`--depth must be a whole number 1-20, not "${options.depth}"`);
