@@ -420,9 +420,10 @@ export class OpcuaInput implements Input {
           this.log.warn({ node: this.config.nodes[index].name, node_id: this.config.nodes[index].node_id, status: status.name }, 'the server refused to monitor a node');
         }
       });
-      group.on('changed', (item, dataValue) => {
-        const k = group.monitoredItems.indexOf(item);
-        if (k >= 0) this.receive(indices[k], dataValue);
+      // `k` is the item's place in the group, as created.
+      group.on('changed', (_item, dataValue, k) => {
+        const index = indices[k];
+        if (index !== undefined) this.receive(index, dataValue);
       });
     }
   }
