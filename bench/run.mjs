@@ -10,6 +10,7 @@ const SECTIONS = [
   ['mqtt', 'MQTT ingest from a real mosquitto (QoS 1, acknowledged after commit)', './mqtt.mjs', 'mqttBench'],
   ['mqtt-crash', 'MQTT: the agent killed with SIGKILL while messages flow (duplicates / lost; 4 inputs, one agent)', './mqtt.mjs', 'mqttCrashBench'],
   ['modbus', 'Modbus TCP polling against pymodbus', './modbus.mjs', 'modbusBench'],
+  ['opcua', 'OPC UA subscriptions against the node-opcua server: 1,000 items at 1 s, 100 items at 100 ms', './opcua.mjs', 'opcuaBench'],
   ['outputs', 'Drain to real InfluxDB 1.6.7 and PostgreSQL 15; memory with a backlog', './outputs.mjs', 'outputsBench'],
   ['burst', 'A burst, then silence: MQTT → sluice → real InfluxDB 1.6.7, against curl', './burst.mjs', 'burstBench'],
   ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],

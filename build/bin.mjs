@@ -201,16 +201,19 @@ function seaNative(used) {
 }
 
 /**
- * esbuild plugin: optional accelerators our dependencies try inside a try/catch (pg-native, ws's
- * bufferutil, debug's supports-color). In the binary they fail the way a missing package does, without
- * reaching the SEA require (which prints a warning for every non-built-in).
+ * esbuild plugin: optional packages our dependencies try inside a try/catch (pg-native, ws's
+ * bufferutil, debug's supports-color, node-opcua's lock library's proper-lockfile, whose absence
+ * selects its built-in lock). In the binary they fail the way a missing package does, without
+ * reaching the SEA require (which prints a warning for every non-built-in). `only` limits a name to
+ * the importers it is optional for: chalk 4 (node-opcua's) requires supports-color outright, so it
+ * gets the real one.
  */
-function absent(names) {
+function absent(names, only = {}) {
   const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
   return {
     name: 'sea-absent',
     setup(b) {
-      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'sea-absent' }));
+      b.onResolve({ filter }, (args) => (only[args.path] && !only[args.path].test(args.importer) ? undefined : { path: args.path, namespace: 'sea-absent' }));
       b.onLoad({ filter: /.*/, namespace: 'sea-absent' }, (args) => ({
         contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${args.path}' (not in the single binary)`)}), { code: 'MODULE_NOT_FOUND' });`,
         loader: 'js',
@@ -235,7 +238,7 @@ async function bundle(file, nativeId, used) {
     define: { SLUICE_VERSION: JSON.stringify(version), SLUICE_NATIVE_ID: JSON.stringify(nativeId), 'import.meta.url': '__seaImportMetaUrl' },
     // ESM dependencies that locate files beside themselves (node-cron's daemon) get the binary's URL.
     banner: { js: 'var __seaImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
-    plugins: [seaNative(used), absent(['pg-native', 'bufferutil', 'utf-8-validate', 'supports-color'])],
+    plugins: [seaNative(used), absent(['pg-native', 'bufferutil', 'utf-8-validate', 'supports-color', 'proper-lockfile'], { 'supports-color': /[\\/]node_modules[\\/]debug[\\/]/ })],
     logLevel: 'warning',
     metafile: true,
   });

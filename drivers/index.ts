@@ -4,11 +4,12 @@ import type { DriverConfig } from '../src/core/driver.js';
 import { influxdbDriver } from './influxdb/index.js';
 import { modbusDriver } from './modbus/index.js';
 import { mqttDriver } from './mqtt/index.js';
+import { opcuaDriver } from './opcua/index.js';
 import { serialDriver } from './serial/index.js';
 import { simulatorDriver } from './simulator/index.js';
 import { timescaledbDriver } from './timescaledb/index.js';
 
-export const INPUT_DRIVERS = [modbusDriver, serialDriver, mqttDriver, simulatorDriver] as const;
+export const INPUT_DRIVERS = [modbusDriver, serialDriver, mqttDriver, opcuaDriver, simulatorDriver] as const;
 export const OUTPUT_DRIVERS = [influxdbDriver, timescaledbDriver] as const;
 
 /** The config of any input: one member per input driver, told apart by `type`. */

@@ -246,7 +246,7 @@ describe('error positions and paths', () => {
 
   it('reports an unknown or missing component type, and nothing else about that component', () => {
     expect(errors(yaml('version: 1', 'inputs:', '  a:', '    type: modbsu', '    anything: 1', '  b:', '    url: tcp://x'))).toEqual([
-      '4:11 inputs.a.type: unknown input type "modbsu"; one of: modbus, serial, mqtt, simulator (did you mean modbus?)',
+      '4:11 inputs.a.type: unknown input type "modbsu"; one of: modbus, serial, mqtt, opcua, simulator (did you mean modbus?)',
       '6:3 inputs.b.type: missing required key "type"',
     ]);
     expect(errors(yaml('version: 1', 'outputs:', '  a: influxdb'))).toEqual(['3:6 outputs.a: must be a map (key: value), not the string "influxdb"']);

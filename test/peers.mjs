@@ -30,6 +30,7 @@ const PEERS = [
   { pkg: 'python3-serial-asyncio', why: 'pymodbus serial server', present: pythonModule('serial_asyncio') },
   { pkg: 'socat', why: 'pseudo-terminal pairs', present: command('socat') },
   { pkg: 'mbpoll', why: 'a second Modbus master', present: command('mbpoll') },
+  { pkg: 'openssl', why: 'an X.509 user certificate for the OPC UA tests', present: command('openssl') },
   { pkg: 'gcc', why: 'the page-release addon (x64)', present: command('gcc') },
   { pkg: 'g++-aarch64-linux-gnu', why: 'arm64 addons and binary', present: () => ['aarch64-linux-gnu-g++', 'aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-strip'].every(onPath) },
   { pkg: 'qemu-user-static', why: 'runs the arm64 binary', present: file('/usr/bin/qemu-aarch64-static') },

@@ -14,6 +14,7 @@ import { runQuarantine } from './quarantine.js';
 import { runHealth } from './health.js';
 import { runAgentCommand } from './run.js';
 import { runKeygen, runSign } from './fleet.js';
+import { runOpcuaBrowse } from './opcua.js';
 import { configSchemaJson } from '../config/index.js';
 import { VERSION } from '../version.js';
 
@@ -37,6 +38,7 @@ usage:
   sluice health  [-c FILE|--url URL] [--wait D]    ask a running agent's /healthz (exit 0 healthy, 1 not, 69 no answer)
   sluice query   [-c FILE|--data-dir DIR] --measurement M [--field F] [--from T] [--to T]
                  [--every D] [--fn mean,min,max,count,first,last,sum,stddev] [--json]
+  sluice opcua browse URL [--node ID] [--depth N] list an OPC UA server's nodes, node ids and data types
   sluice fleet keygen --out DIR                    write DIR/fleet.key and DIR/fleet.pub (Ed25519)
   sluice fleet sign --key KEY --serial N [--config FILE] [--binary FILE --url URL]… --out MANIFEST
   sluice --version
@@ -143,6 +145,13 @@ export async function main(argv: string[]): Promise<number> {
         return runSign({ key: values.key, serial: values.serial, config: values.config, binaries: values.binary ?? [], urls: values.url ?? [], out: values.out });
       }
       throw new UsageError('fleet needs a subcommand: keygen or sign');
+    }
+    case 'opcua': {
+      const [sub, ...args] = rest;
+      if (sub !== 'browse') throw new UsageError('opcua needs a subcommand: browse');
+      const { values, positionals } = parse(args, { node: { type: 'string' }, depth: { type: 'string' } }, true);
+      if (positionals.length !== 1) throw new UsageError('opcua browse needs exactly one URL');
+      return runOpcuaBrowse(positionals[0], values);
     }
     case 'schema':
       // Hidden: regenerates config/sluice.schema.json (npm run schema).

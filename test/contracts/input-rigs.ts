@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { INPUT_DRIVERS } from '../../drivers/index.js';
 import { startPymodbus, type PymodbusServer } from '../../drivers/modbus/testing/peers.js';
+import { startOpcuaServer, type OpcuaServer } from '../../drivers/opcua/testing/peer.js';
 import { freePort } from '../helpers/http.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startPtyPair, type PtyPair } from '../helpers/pty.js';
@@ -117,10 +118,35 @@ function serialRig(): InputRig {
   };
 }
 
+function opcuaRig(): InputRig {
+  let server: OpcuaServer | undefined;
+  let dir: string | undefined;
+  let deadPort = 0;
+  let n = 0;
+  const lines = (url: string) => [`url: ${url}`, 'publishing_interval: 100ms', 'nodes:', '  - { name: d, node_id: "ns=1;s=Test.Double", sampling_interval: 50ms }'];
+  return {
+    name: 'opcua against the node-opcua server',
+    driver: driver('opcua'),
+    async setup() {
+      dir = mkdtempSync(join(tmpdir(), 'sluice-opcua-contract-'));
+      server = await startOpcuaServer({ pki: dir });
+      deadPort = await freePort();
+    },
+    async teardown() {
+      await server?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+    config: () => inputConfig('opcua', lines(server!.url)),
+    deadConfig: () => inputConfig('opcua', lines(`opc.tcp://127.0.0.1:${deadPort}/sluice`)),
+    feed: () => server!.set('Double', 20 + (n++ % 10) / 10),
+  };
+}
+
 /** One rig per input driver type. */
 export const INPUT_RIGS: Record<string, () => InputRig> = {
   simulator: simulatorRig,
   mqtt: mqttRig,
   modbus: modbusRig,
   serial: serialRig,
+  opcua: opcuaRig,
 };

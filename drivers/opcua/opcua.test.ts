@@ -1,0 +1,286 @@
+// The opcua input against a real OPC UA server (node-opcua's own, in a child process, testing/server.mjs):
+// every type exact, both modes, deadband, statuses, credentials, signed and encrypted channels with
+// certificates, and the server killed and started again under a running input. One server serves the
+// whole file (it takes seconds to start); the restart test runs last.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Unsigned } from '../../src/core/point.js';
+import { sluice, sluiceSpawn, waitFor } from '../../test/helpers/cli.js';
+import { browseServer } from './browse.js';
+import { OpcuaInput, PKI_FOLDER, type OpcuaTuning } from './opcua.js';
+import { opcuaConfig, recording, until, type Recording } from './testing/harness.js';
+import { startOpcuaServer, type OpcuaServer } from './testing/peer.js';
+
+const FAST: Partial<OpcuaTuning> = { reconnectMinMs: 100, reconnectMaxMs: 400, stopTimeoutMs: 1000 };
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+let root = '';
+let server: OpcuaServer;
+const running: OpcuaInput[] = [];
+
+beforeAll(async () => {
+  // Not test/helpers/tmp.ts: its directories go after each test, and the server's PKI must last the file.
+  root = mkdtempSync(join(tmpdir(), 'sluice-opcua-'));
+  server = await startOpcuaServer({ pki: join(root, 'server-pki'), users: { operator: 's3cret' } });
+}, 90_000);
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((i) => i.stop()));
+});
+
+afterAll(async () => {
+  await server?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** A running input on `lines` (url first), with its own data dir unless given one. */
+async function run(lines: string[], options: { dataDir?: string; tuning?: Partial<OpcuaTuning> } = {}): Promise<{ input: OpcuaInput; rec: Recording }> {
+  const dataDir = options.dataDir ?? mkdirIn(`data-${running.length}-${Date.now()}`);
+  const rec = recording(dataDir);
+  const input = new OpcuaInput(opcuaConfig([`url: ${server.url}`, ...lines]), rec.ctx, { ...FAST, ...options.tuning });
+  running.push(input);
+  await input.start();
+  return { input, rec };
+}
+
+function mkdirIn(name: string): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const node = (name: string, id: string, extra = '') => `  - { name: ${name}, node_id: "ns=1;s=Test.${id}"${extra} }`;
+const warnings = (rec: Recording, msg: string) => rec.logs.filter((l) => l.level === 'warn' && l.msg.startsWith(msg));
+
+describe('opcua input', () => {
+  it('poll: every OPC UA type is stored exactly (Int64 and UInt64 beyond 2^53 too); arrays flatten, structures are refused', async () => {
+    await server.set('Int64', '-9007199254740993');
+    await server.set('UInt64', '18446744073709551615');
+    const types = ['Boolean', 'SByte', 'Byte', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Int64', 'UInt64', 'Float', 'Double', 'String', 'DateTime', 'DoubleArray', 'Structure'];
+    const before = Date.now();
+    const { input, rec } = await run(['mode: poll', 'interval: 200ms', 'timestamp: agent', 'nodes:', ...types.map((t) => node(t.toLowerCase(), t))]);
+    await until(() => rec.points.length >= 2, 'two polls');
+    await input.stop();
+    const first = rec.points[0];
+    expect(first.fields).toEqual({
+      boolean: true,
+      sbyte: -128n,
+      byte: 255n,
+      int16: -32768n,
+      uint16: 65535n,
+      int32: -2147483648n,
+      uint32: 4294967295n,
+      int64: -9007199254740993n,
+      uint64: new Unsigned(18446744073709551615n),
+      float: 21.3,
+      double: 0.1 + 0.2,
+      string: 'grüße, "quoted"',
+      datetime: BigInt(Date.parse('2024-05-01T12:00:00.123Z')) * 1000n,
+      doublearray_0: 1.5,
+      doublearray_1: -2.5,
+      doublearray_2: 3,
+    });
+    // timestamp: agent, one point per read at the time the read started.
+    expect(first.timeUs).toBeGreaterThanOrEqual(before * 1000);
+    expect(first.timeUs).toBeLessThan(rec.points[1].timeUs);
+    expect(first.measurement).toBe('line3');
+    const stats = input.stats();
+    expect(stats.points).toBe(rec.points.length);
+    expect(stats.counters.values_unsupported).toBe(stats.counters.reads);
+    expect(warnings(rec, "the node's value is of a type")).toEqual([expect.objectContaining({ obj: expect.objectContaining({ node: 'structure', value_type: 'a structure (ExtensionObject)' }) })]);
+  });
+
+  it('subscribe: each change is stored at its source time, and the deadband drops moves within it', async () => {
+    await server.set('Double', 1);
+    // The same variable twice: `raw` without a deadband shows what the server sampled.
+    const { input, rec } = await run([
+      'mode: subscribe',
+      'publishing_interval: 100ms',
+      'nodes:',
+      node('d', 'Double', ', sampling_interval: 50ms, deadband: 0.5'),
+      node('raw', 'Double', ', sampling_interval: 50ms'),
+      node('n', 'Int64'),
+    ]);
+    await until(() => rec.values('d').length === 1 && rec.values('n').length === 1, 'the initial values');
+    expect(input.stats().counters.items_created).toBe(3);
+    const t0 = Date.parse('2024-05-01T12:00:00.000Z');
+    await server.set('Double', 10, { sourceMs: t0 });
+    await until(() => rec.values('d').includes(10), '10');
+    await server.set('Double', 10.4, { sourceMs: t0 + 1000 });
+    await until(() => rec.values('raw').includes(10.4), '10.4 sampled');
+    await server.set('Double', 11, { sourceMs: t0 + 2000 });
+    await server.set('Int64', '9223372036854775807', { sourceMs: t0 + 2000 });
+    await until(() => rec.values('d').includes(11) && rec.values('n').includes(9223372036854775807n), '11 and the Int64');
+    expect(rec.values('d')).toEqual([1, 10, 11]);
+    expect(rec.values('raw')).toEqual([1, 10, 10.4, 11]);
+    const times = rec.points.filter((p) => p.fields.d === 10 || p.fields.d === 11).map((p) => p.timeUs);
+    expect(times).toEqual([t0 * 1000, (t0 + 2000) * 1000]);
+    expect(rec.points.find((p) => p.fields.n === 9223372036854775807n)?.timeUs).toBe((t0 + 2000) * 1000);
+  });
+
+  it('bad and uncertain values are not stored: counted by status name, logged once per change of status', async () => {
+    await server.set('Double', 4);
+    const { input, rec } = await run(['publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')]);
+    await until(() => rec.values('d').includes(4), 'the initial value');
+    // Each change waits until the input saw the one before, so none is sampled away on a slow machine.
+    const counted = (name: string, n: number) => until(() => input.stats().counters[name] === n, `${n} × ${name}`);
+    await server.set('Double', 666, { status: 'BadSensorFailure' });
+    await counted('status_BadSensorFailure', 1);
+    await server.set('Double', 667, { status: 'BadSensorFailure' });
+    await counted('status_BadSensorFailure', 2);
+    await server.set('Double', 668, { status: 'UncertainLastUsableValue' });
+    await counted('status_UncertainLastUsableValue', 1);
+    await server.set('Double', 5);
+    await until(() => rec.values('d').includes(5), 'the good value after them');
+    expect(rec.values('d')).toEqual([4, 5]);
+    const { counters, errors } = input.stats();
+    expect(counters.status_BadSensorFailure).toBe(2);
+    expect(counters.status_UncertainLastUsableValue).toBe(1);
+    expect(errors).toBe(3);
+    expect(warnings(rec, 'values of this node are not stored').map((l) => l.obj.status)).toEqual(['BadSensorFailure', 'UncertainLastUsableValue']);
+    expect(rec.logs.filter((l) => l.msg === "the node's status is Good again")).toHaveLength(1);
+  });
+
+  it('a node the server does not have is counted and logged; the other nodes are read', async () => {
+    const { input, rec } = await run(['publishing_interval: 100ms', 'nodes:', node('d', 'Double'), '  - { name: ghost, node_id: "ns=1;s=No.Such.Node" }']);
+    await until(() => rec.values('d').length > 0, 'the existing node');
+    expect(input.stats().counters).toMatchObject({ items_created: 1, items_failed: 1 });
+    expect(warnings(rec, 'the server refused to monitor a node')).toEqual([expect.objectContaining({ obj: expect.objectContaining({ node: 'ghost', status: 'BadNodeIdUnknown' }) })]);
+  });
+
+  it('wrong credentials: a clear error, logged once, retried; the right password (from a file) then works', async () => {
+    const { input, rec } = await run(['auth: { username: operator, password: wrong }', 'nodes:', node('d', 'Double')]);
+    await until(() => input.stats().counters.connect_failures >= 3, 'three refused attempts');
+    const refused = warnings(rec, 'cannot connect to the OPC UA server');
+    expect(refused).toHaveLength(1);
+    expect(String(refused[0].obj.err)).toMatch(/^the server refused the user credentials/);
+    expect(rec.points).toEqual([]);
+    const file = join(root, 'password');
+    writeFileSync(file, 's3cret\n');
+    const ok = await run(['mode: poll', 'interval: 200ms', `auth: { username: operator, password_file: ${file} }`, 'nodes:', node('d', 'Double')]);
+    await until(() => ok.rec.points.length > 0, 'points with the right password');
+  });
+
+  it('Sign and SignAndEncrypt: the server certificate must be trusted (trusted_certs) or explicitly accepted; X.509 user identity', async () => {
+    const dataDir = mkdirIn('secure');
+    // Not trusted: refused with a message that says where to put the certificate, and retried.
+    const untrusted = await run(['security_policy: Aes128_Sha256_RsaOaep', 'security_mode: SignAndEncrypt', 'nodes:', node('d', 'Double')], { dataDir });
+    await until(() => untrusted.input.stats().counters.connect_failures >= 2, 'refused attempts');
+    expect(String(warnings(untrusted.rec, 'cannot connect')[0].obj.err)).toMatch(/^the server certificate is not trusted: put it in trusted_certs/);
+    expect(untrusted.rec.points).toEqual([]);
+    await untrusted.input.stop();
+    // The client made its own certificate in the data dir on its first start.
+    expect(existsSync(join(dataDir, PKI_FOLDER, 'own/certs/client_certificate.pem'))).toBe(true);
+
+    const trusted = mkdirIn('trusted');
+    copyFileSync(server.certificate, join(trusted, 'server.pem'));
+    const signed = await run(['security_policy: Basic256Sha256', 'security_mode: Sign', `trusted_certs: ${trusted}`, 'mode: poll', 'interval: 200ms', 'nodes:', node('d', 'Double')], { dataDir });
+    await until(() => signed.rec.points.length > 0, 'points over Basic256Sha256 Sign');
+
+    const user = mkdirIn('user');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(user, 'key.pem'), '-out', join(user, 'cert.pem'), '-days', '2', '-subj', '/CN=sluice-user', '-addext', 'keyUsage=digitalSignature,keyEncipherment,dataEncipherment,nonRepudiation'], {
+      stdio: 'pipe',
+      // node-opcua-pki sets OPENSSL_CONF in this process (to "undefined" when it has none); openssl would read it.
+      env: { PATH: process.env.PATH },
+    });
+    const encrypted = await run(
+      ['security_policy: Aes256_Sha256_RsaPss', 'security_mode: SignAndEncrypt', `trusted_certs: ${trusted}`, `auth: { certificate: ${join(user, 'cert.pem')}, private_key: ${join(user, 'key.pem')} }`, 'mode: poll', 'interval: 200ms', 'nodes:', node('d', 'Double')],
+      { dataDir },
+    );
+    await until(() => encrypted.rec.points.length > 0, 'points over Aes256_Sha256_RsaPss SignAndEncrypt with an X.509 user');
+
+    // trust_server_certificate accepts it without a trusted copy (a fresh data dir trusts nothing).
+    const accepting = await run(['security_policy: Basic256Sha256', 'security_mode: SignAndEncrypt', 'trust_server_certificate: true', 'mode: poll', 'interval: 200ms', 'nodes:', node('d', 'Double')]);
+    await until(() => accepting.rec.points.length > 0, 'points with trust_server_certificate');
+  });
+
+  it('browse lists node ids and data types; the standard nodes stay folded', async () => {
+    const lines: string[] = [];
+    await browseServer({ url: server.url, depth: 2 }, (l) => lines.push(l));
+    const text = lines.join('\n');
+    expect(text).toMatch(/^ {2}Int64 +ns=1;s=Test\.Int64 +Variable +Int64$/m);
+    expect(text).toMatch(/^ {2}DoubleArray +ns=1;s=Test\.DoubleArray +Variable +Double\[\]$/m);
+    expect(text).toMatch(/^ {2}Structure +ns=1;s=Test\.Structure +Variable +BuildInfo$/m);
+    expect(text).toMatch(/^Server +i=2253 +Object$/m);
+    // Server's children (ServerStatus, …) are not listed from the Objects folder.
+    expect(text).not.toContain('i=2256');
+  });
+
+  it('sluice run stores the values in the ring (query, export); sluice opcua browse on the command line', async () => {
+    await server.set('Double', 21.5, { sourceMs: 1714564800123 });
+    await server.set('UInt64', '18446744073709551615', { sourceMs: 1714564800123 });
+    const dir = mkdirIn('agent');
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'version: 1',
+        'agent: { id: gw, tags: { site: a } }',
+        'http: { listen: "off" }',
+        'inputs:',
+        '  line3:',
+        '    type: opcua',
+        `    url: ${server.url}`,
+        '    publishing_interval: 100ms',
+        '    nodes:',
+        `    ${node('supply_temp', 'Double')}`,
+        `    ${node('total', 'UInt64')}`,
+        '',
+      ].join('\n'),
+    );
+    const agent = sluiceSpawn(['run', '-c', cfg, '--data-dir', dir]);
+    let log = '';
+    agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(
+        () => {
+          if (agent.exitCode !== null) throw new Error(`the agent exited with ${agent.exitCode}`);
+          const r = sluice(['query', '--data-dir', dir, '--measurement', 'line3', '--json']);
+          return r.status === 0 && (JSON.parse(r.stdout) as unknown[]).length >= 2;
+        },
+        45_000,
+        'both values in the store',
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; the agent's log:\n${log}`);
+      });
+    } finally {
+      agent.kill('SIGTERM');
+    }
+    expect(await exited, log).toBe(0);
+    expect(sluice(['export', '--data-dir', dir, '--measurement', 'line3', '--precision', 'ms']).stdout).toBe('line3,site=a supply_temp=21.5,total=18446744073709551615u 1714564800123\n');
+    expect(log).not.toMatch(/"level":(40|50)/);
+    expect(log).toContain('"msg":"connected to the OPC UA server"');
+
+    const browse = sluice(['opcua', 'browse', server.url, '--node', 'ns=1;s=Test', '--depth', '1']);
+    expect(browse.status, browse.stderr).toBe(0);
+    expect(browse.stdout.split('\n')[0]).toMatch(/^name +node_id +class +data_type$/);
+    expect(browse.stdout).toMatch(/^UInt64 +ns=1;s=Test\.UInt64 +Variable +UInt64$/m);
+    expect(sluice(['opcua', 'browse', 'http://x']).status).toBe(64);
+  });
+
+  it('the server killed and started again: the session comes back, the items are created again, one log line per change', async () => {
+    const { input, rec } = await run(['publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms'), node('c', 'Counter')]);
+    await server.set('Double', 20);
+    await until(() => rec.values('d').includes(20), 'a value before the kill');
+    await server.kill();
+    await until(() => input.stats().counters.connection_losses === 1, 'the loss noticed');
+    await sleep(1000); // a few refused reconnects while the server is away
+    server = await startOpcuaServer({ pki: join(root, 'server-pki'), users: { operator: 's3cret' }, port: server.port });
+    await until(() => input.stats().counters.connects === 2, 'the second session', 30_000);
+    await server.set('Double', 21);
+    await until(() => rec.values('d').includes(21), 'a value after the restart');
+    const { counters } = input.stats();
+    expect(counters.items_created).toBe(4);
+    expect(counters.connect_failures).toBeGreaterThanOrEqual(1);
+    expect(warnings(rec, 'connection to the OPC UA server lost')).toHaveLength(1);
+    // While it was down: one line for the refused reconnects, however many there were.
+    expect(warnings(rec, 'cannot connect to the OPC UA server')).toHaveLength(1);
+    expect(rec.logs.filter((l) => l.msg === 'connected to the OPC UA server')).toHaveLength(2);
+  });
+});
+
