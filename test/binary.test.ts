@@ -53,6 +53,10 @@ function runner(b: () => Binary, cacheDir: () => string) {
     HOME: process.env.HOME,
     QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu',
     SLUICE_NATIVE_DIR: cacheDir(),
+    // `sluice run` starts itself again with its memory limits (src/cli/limits.ts) by executing its own
+    // file, which qemu-user cannot follow without binfmt_misc (a CI container has none): the arm64 agent
+    // runs in one process here. On a Pi the binary runs natively and the re-start is the x64 one's.
+    ...(b().arch === 'arm64' ? { SLUICE_OWN_LIMITS: '0' } : {}),
     ...extra,
   });
   return {

@@ -108,6 +108,9 @@ describe('sluice run with a modbus input', () => {
     // Polled at multiples of 500 ms: the time is the tick.
     expect(first('boiler')).toMatch(/^plc,device=boiler,site=a flow=123\.4,delta=-123i,temp=21\.3,total=18446744073709551615u,pump=true \d+[05]00$/);
     expect(first('2')).toMatch(/^plc,device=2,site=a level=7i \d+[05]00$/);
-    expect(log).not.toMatch(/"level":(40|50)/); // no warnings or errors
+    // No warnings or errors, but for a read that outlasted the interval: a loaded machine can slow the
+    // peer past 500 ms, and the agent saying it skipped a tick is then the right answer.
+    const unexpected = log.split('\n').filter((l) => /"level":(40|50)/.test(l) && !/still being read at the next tick/.test(l));
+    expect(unexpected).toEqual([]);
   });
 });

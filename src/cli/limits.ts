@@ -28,7 +28,9 @@
 // - the pid systemd tracks (Type=exec) is the parent's; `sluice health` is what says the agent is up.
 // A V8 heap that runs out aborts the child (SIGABRT): the parent exits 134 and the supervisor restarts.
 // The user's own NODE_OPTIONS come after ours, so an explicit --max-old-space-size still wins.
-// SLUICE_OWN_LIMITS=0 runs the agent in this process with Node's defaults, for debugging.
+// SLUICE_OWN_LIMITS=0 runs the agent in this process with Node's defaults, for debugging, and where
+// the re-start cannot work: an arm64 binary run through qemu-user without binfmt_misc (the child
+// would be the bare file, which the kernel cannot execute).
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import * as sea from 'node:sea';
