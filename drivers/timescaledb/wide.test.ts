@@ -154,7 +154,7 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
     expect((await q<{ n: string }>(url, 'SELECT count(*)::text AS n FROM plant'))[0].n).toBe('40');
   });
 
-  it('a field that changes type: those points rejected, naming the column and both types; the rest delivered', async () => {
+  it('a field that changes type: those points quarantined, naming the column and both types; the rest delivered', async () => {
     const url = await db.newDatabase();
     const ring = SqliteRing.open(ringOptions());
     db.cleanup.push(() => ring.close());
@@ -172,6 +172,10 @@ describe('timescaledb output, wide layout, against PostgreSQL 15', () => {
     expect(String(reject?.obj.reason)).toMatch(/field "temp" is string \(text\) but column temp of table plant is double precision/);
     await expectPlant(url, [...makePoints(2, 10), ...next.filter((_, i) => !bad.includes(i))]);
     expect(sync.stats().paused).toBeFalsy();
+    // Not gone: kept in the quarantine under the conflict's reason, with PostgreSQL's column named.
+    const kept = ring.quarantineStatus().up;
+    expect(kept).toMatchObject({ points: bad.length, reasons: { field_type_conflict: { points: bad.length } } });
+    expect(kept.reasons.field_type_conflict.last_message).toMatch(/column temp of table plant is double precision/);
   });
 
   it('new_columns: reject: points with a tag or field the table has no column for are rejected, the rest delivered', async () => {
