@@ -22,6 +22,7 @@ import type { MqttClient, Packet } from 'mqtt';
 import { sinkRefusal, type CommitMark, type InputContext, type InputStats } from '../../src/core/component.js';
 import { ThrottledWarning } from '../../src/core/log-throttle.js';
 import type { Point } from '../../src/core/point.js';
+import { ReceiptClock } from '../../src/core/time.js';
 import { ValueError } from '../../src/core/text-values.js';
 import type { AckGate, HeldAck } from './ack-gate.js';
 import { createDecoder, type MessageDecoder } from './payload.js';
@@ -87,8 +88,7 @@ export class Intake {
   private flushHandle: NodeJS.Immediate | undefined;
   /** Settles batches in arrival order, so acknowledgements leave in the order messages came. */
   private tail: Promise<void> = Promise.resolve();
-  private lastReceiptMs = 0;
-  private receiptSeq = 0;
+  private readonly receipts = new ReceiptClock();
   /** Bytes this input holds against the intake budget. */
   private heldBytes = 0;
   /** mqtt.js's pipeline, held while the budget is used up: its callback, and since when. */
@@ -228,7 +228,7 @@ export class Intake {
   private decodeInto(topic: string, payload: Uint8Array): void {
     const t = this.o.totals;
     const c = t.counters;
-    const receivedUs = this.receiptUs();
+    const receivedUs = this.receipts.nowUs();
     try {
       const decoded = this.decode(topic, payload, receivedUs);
       for (const p of decoded.points) this.batch.points.push(p);
@@ -253,20 +253,6 @@ export class Intake {
       const text = Buffer.from(payload.buffer, payload.byteOffset, Math.min(payload.length, 120)).toString('utf8');
       this.malformedWarning.report({ topic, reason, payload: payload.length > 120 ? `${text}…` : text, format: this.o.config.format });
     }
-  }
-
-  /**
-   * The time of receipt in µs: the wall clock's ms, with the µs digits counting messages within one
-   * ms, so two readings of one series received in the same ms are not stored as one.
-   */
-  private receiptUs(): number {
-    const ms = Date.now();
-    if (ms === this.lastReceiptMs) this.receiptSeq = Math.min(this.receiptSeq + 1, 999);
-    else {
-      this.lastReceiptMs = ms;
-      this.receiptSeq = 0;
-    }
-    return ms * 1000 + this.receiptSeq;
   }
 
   private settle(batch: Settled, err: unknown): void {

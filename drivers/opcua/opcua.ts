@@ -39,6 +39,7 @@ import { readCertificate } from 'node-opcua-crypto';
 import { Backoff } from '../../src/core/backoff.js';
 import { sinkRefusal, type Input, type InputContext, type InputStats, type Logger } from '../../src/core/component.js';
 import type { FieldValue, Point } from '../../src/core/point.js';
+import { ReceiptClock } from '../../src/core/time.js';
 import type { OpcuaInputConfig, OpcuaNodeConfig } from './schema.js';
 import { pointTimeUs, toFields } from './values.js';
 
@@ -128,8 +129,7 @@ export class OpcuaInput implements Input {
   /** Poll deadbands: the last value stored per node. */
   private readonly lastStored = new Map<number, number>();
   private pending: { index: number; value: DataValue; agentUs: number }[] = [];
-  private lastReceiptMs = 0;
-  private receiptSeq = 0;
+  private readonly receipts = new ReceiptClock();
 
   constructor(
     private readonly config: OpcuaInputConfig,
@@ -430,24 +430,13 @@ export class OpcuaInput implements Input {
 
   private receive(index: number, value: DataValue): void {
     if (this.stopping) return;
-    this.pending.push({ index, value, agentUs: this.receiptUs() });
+    this.pending.push({ index, value, agentUs: this.receipts.nowUs() });
     this.flushHandle ??= setImmediate(() => {
       this.flushHandle = undefined;
       const batch = this.pending;
       this.pending = [];
       this.emit(batch);
     });
-  }
-
-  /** The time of receipt in µs: the wall clock's ms, with the µs digits counting values within one ms. */
-  private receiptUs(): number {
-    const ms = Date.now();
-    if (ms === this.lastReceiptMs) this.receiptSeq = Math.min(this.receiptSeq + 1, 999);
-    else {
-      this.lastReceiptMs = ms;
-      this.receiptSeq = 0;
-    }
-    return ms * 1000 + this.receiptSeq;
   }
 
   // -------------------------------------------------------------------------------------- poll

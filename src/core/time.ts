@@ -18,3 +18,23 @@ export function usToMs(us: number): number {
 export function nowUs(): number {
   return Date.now() * 1000;
 }
+
+/**
+ * Times of receipt in µs for inputs whose messages carry no time: the wall clock's ms, with the µs
+ * digits counting receipts within one ms (up to 999), so two readings of one series received in the
+ * same ms are not stored as one point.
+ */
+export class ReceiptClock {
+  private lastMs = -1;
+  private seq = 0;
+
+  nowUs(): number {
+    const ms = Date.now();
+    if (ms === this.lastMs) this.seq = Math.min(this.seq + 1, 999);
+    else {
+      this.lastMs = ms;
+      this.seq = 0;
+    }
+    return ms * 1000 + this.seq;
+  }
+}
