@@ -147,4 +147,71 @@ describe('bounded memory (built CLI, Node defaults)', () => {
     expect(keys.size).toBe(lines.length);
     expect(keys.has(undefined)).toBe(false);
   }, 200_000);
+
+  it('acknowledges a flood of small messages as fast as it commits them, within its heap', async () => {
+    // 150,000 one-point JSON messages published while the agent drains them: each commit releases
+    // thousands of PUBACKs at once. Sent one by one they queued in the socket in pieces (IOV_MAX per
+    // write) faster than they left, and the agent ran out of heap (SIGABRT) half way.
+    const count = 150_000;
+    const dir = tmpDir();
+    const dataDir = join(dir, 'data');
+    const config = join(dir, 'sluice.yaml');
+    const port = await freePort();
+    writeFileSync(
+      config,
+      [
+        'version: 1',
+        'agent: { id: memjson, memory_limit: 64MiB }',
+        'buffer: { max_size: 256MiB, when_full: drop_newest }',
+        `http: { listen: "127.0.0.1:${port}" }`,
+        'inputs:',
+        '  small:',
+        '    type: mqtt',
+        `    url: ${broker.url}`,
+        '    topics: ["small/#"]',
+        '    format: json',
+        '    json: { time_key: t, time_precision: ms }',
+        '    qos: 1',
+        '    protocol_version: 4',
+        '',
+      ].join('\n'),
+    );
+    const status = () => fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.json() as Promise<Status>);
+    const agent = startAgent(config, dataDir);
+    await broker.waitForLog(/Sending SUBACK to sluice-memjson-small/, 1, 20_000);
+    // Four publishers at once, as fast as the broker takes them, while the agent drains.
+    const baseMs = Date.UTC(2026, 0, 1);
+    const publishers = 4;
+    await Promise.all(
+      Array.from({ length: publishers }, async (_, p) => {
+        const pub = await connectAsync(broker.url, { clientId: `pub-small-${p}-${process.pid}`, reconnectPeriod: 0 });
+        const pending: Promise<unknown>[] = [];
+        for (let n = p; n < count; n += publishers) {
+          pending.push(pub.publishAsync('small/s', JSON.stringify({ t: baseMs + n, n }), { qos: 1 }));
+          if (pending.length >= 500) await Promise.all(pending.splice(0));
+        }
+        await Promise.all(pending);
+        await pub.endAsync();
+      }),
+    );
+    const drained = await poll(
+      async () => {
+        if (agent.child.exitCode !== null || agent.child.signalCode !== null) return 'exited' as const;
+        const s = await status();
+        return s.inputs.small.counters.messages_acked >= count ? s : undefined;
+      },
+      120_000,
+      () => `every message acknowledged (agent ${agent.child.exitCode ?? agent.child.signalCode ?? 'running'}): ${agent.output().slice(-1500)}`,
+    );
+    if (drained === 'exited') throw new Error(`the agent exited (${agent.child.exitCode ?? agent.child.signalCode}): ${agent.output().slice(-1500)}`);
+    expect(drained.inputs.small.counters.messages_refused).toBe(0);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+
+    const out = sluice(['export', '--data-dir', dataDir, '--precision', 'ms']);
+    expect(out.status, out.stderr).toBe(0);
+    const numbers = out.stdout.split('\n').flatMap((l) => /\bn=(\d+)/.exec(l)?.[1] ?? []);
+    expect(numbers.length).toBe(count);
+    expect(new Set(numbers).size).toBe(count);
+  }, 200_000);
 });

@@ -39,10 +39,13 @@ export interface Recorded {
 
 /** A key no packet id uses (ids are 1..65535): the broker session the records belong to. */
 const SESSION_KEY = 0;
+const MAX_PACKET_IDS = 65_535;
 
 export function messageHash(topic: string, payload: Uint8Array): string {
   // MQTT topics cannot hold U+0000, so the separator keeps topic and payload apart.
-  return createHash('sha1').update(topic).update('\0').update(payload).digest('hex').slice(0, 16);
+  // Eight bytes as 16 hex digits, a string of its own: a slice of the 40-digit digest would keep the
+  // whole digest alive for as long as the record lives.
+  return createHash('sha1').update(topic).update('\0').update(payload).digest().toString('hex', 0, 8);
 }
 
 export class Redeliveries {
@@ -132,13 +135,17 @@ export class Redeliveries {
     if (record.qos !== 1) return; // QoS 2 records go with the PUBREL
     record.probe = undefined;
     this.awaiting.push(record);
+    // While a probe is out (its PINGRESP queued behind the broker's backlog to us), acknowledgements
+    // keep coming and packet ids are reused: drop the records a newer message has replaced, so what
+    // waits stays within the 65,535 ids rather than growing with the traffic.
+    if (this.awaiting.length > 2 * MAX_PACKET_IDS) this.awaiting = this.awaiting.filter((r) => this.records.get(r.messageId) === r);
   }
 
   /** Takes the records a PINGREQ sent now confirms; undefined when there are none. */
   probe(): { id: number; records: Recorded[] } | undefined {
     if (this.awaiting.length === 0) return undefined;
     const id = ++this.probes;
-    const records = this.awaiting;
+    const records = this.awaiting.length > MAX_PACKET_IDS ? this.awaiting.filter((r) => this.records.get(r.messageId) === r) : this.awaiting;
     this.awaiting = [];
     for (const r of records) r.probe = id;
     return { id, records };

@@ -20,6 +20,9 @@ export async function clientOptions(c: MqttInputConfig, clientId: string): Promi
     keepalive: 60,
     resubscribe: false,
     queueQoSZero: false,
+    // mqtt-packet otherwise pre-builds a 2-byte Buffer for each of the 65,536 packet ids: 6.3 MB of
+    // heap for the life of the agent (measured in a heap snapshot), to save an allocation per packet.
+    writeCache: false,
   };
   if (c.protocol_version === 5) {
     options.properties = { sessionExpiryInterval: Math.floor(c.session_expiry / 1000), receiveMaximum: c.max_inflight };

@@ -64,7 +64,7 @@ export class MqttPublisher {
 
   private open(connect: typeof import('mqtt').connect): void {
     const o = this.options;
-    const client: IClientOptions = { clientId: o.clientId, clean: true, reconnectPeriod: 5000, connectTimeout: o.connectTimeoutMs, queueQoSZero: false };
+    const client: IClientOptions = { clientId: o.clientId, clean: true, reconnectPeriod: 5000, connectTimeout: o.connectTimeoutMs, queueQoSZero: false, writeCache: false };
     if (o.username !== undefined) client.username = o.username;
     if (o.password !== undefined) client.password = o.password;
     if (o.tls !== undefined) {
