@@ -14,6 +14,7 @@ const SECTIONS = [
   ['outputs', 'Drain to real InfluxDB 1.6.7 and PostgreSQL 15; memory with a backlog', './outputs.mjs', 'outputsBench'],
   ['burst', 'A burst, then silence: MQTT → sluice → real InfluxDB 1.6.7, against curl', './burst.mjs', 'burstBench'],
   ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],
+  ['nodered', 'Side by side with Node-RED: the same MQTT → InfluxDB 1.6.7 flow, flood, InfluxDB outage, kill -9', './nodered.mjs', 'noderedBench'],
   ['memory', 'Memory as a user starts it (bin/sluice.js by hand, no NODE_OPTIONS): 10k points/s, a 200,000-message MQTT backlog', './memory.mjs', 'memoryBench'],
 ];
 
