@@ -91,18 +91,24 @@ async function count(server, db) {
   }
 }
 
-/** Samples RSS (the process tree: sluice is a parent that waits and the agent) every 250 ms. */
+/**
+ * RSS of the process tree (sluice is a parent that waits and the agent) every 250 ms for the mean; the
+ * peak also takes each process's high-water mark (VmHWM), so a spike between two samples counts.
+ */
 function sampler(getPid) {
   const rss = [];
+  let peak = 0;
   const timer = setInterval(() => {
     const pid = getPid();
     const m = pid ? memoryMb(pid) : null;
-    if (m) rss.push(m.rss);
+    if (!m) return;
+    rss.push(m.rss);
+    peak = Math.max(peak, m.rss, m.peak);
   }, 250);
   return {
     stop() {
       clearInterval(timer);
-      return { peak: Math.max(0, ...rss), mean: rss.length ? rss.reduce((a, b) => a + b, 0) / rss.length : 0 };
+      return { peak, mean: rss.length ? rss.reduce((a, b) => a + b, 0) / rss.length : 0 };
     },
   };
 }
@@ -210,7 +216,6 @@ async function faultRun(makeAgent, broker, server, db, fault) {
   let faultDone = Promise.resolve();
   const published = await publish(broker, total, {
     perSecond: RATE,
-    first: 0,
     onProgress: (s) => {
       if (faultStarted || s < 10) return;
       faultStarted = true;
