@@ -152,14 +152,14 @@ export class AckGate {
     this.flush();
     if (!this.hooks.isOpen() || !this.send || this.pings.some((p) => p !== null)) return;
     const probe = this.hooks.redeliveries()?.probe();
-    if (!probe) return;
+    if (probe === undefined) return;
     this.pings.push(probe);
     this.send({ cmd: 'pingreq' });
   }
 
   onPingresp(): void {
     const probe = this.pings.shift();
-    if (!probe) return;
+    if (probe === undefined || probe === null) return;
     this.hooks.redeliveries()?.confirmed(probe);
     this.hooks.confirmed();
     this.probe();

@@ -20,7 +20,11 @@
 //   deletes the records nothing was re-sent for (their PUBACK had arrived before a crash).
 // - A new PUBLISH (no DUP) with a recorded id replaces the record; a session the broker did not keep
 //   takes every record with it.
-// So the table holds about one commit's messages and the in-flight window, whatever the traffic.
+// So the table holds about one commit's messages and the in-flight window, whatever the traffic, and
+// never more than the 65,535 packet ids: while a probe's answer waits behind a large backlog the broker
+// is sending (seconds, when it drains a persistent session), each new message with a reused id replaces
+// the record its id held, and a record's probe is a field of its own, so no list keeps replaced
+// records alive.
 import { createHash } from 'node:crypto';
 import type { CommitMark } from '../../src/core/component.js';
 
@@ -33,13 +37,19 @@ export interface Recorded {
   stored: boolean;
   /** That commit was refused: the message is not stored, the broker still has it. */
   refused: boolean;
-  /** QoS 1: the probe (PINGREQ) whose answer confirms its PUBACK; undefined while there is none. */
+  /**
+   * QoS 1, where its PUBACK is: undefined while it has not left (since receipt, or on this
+   * connection); ACKED once it left and no probe covers it yet; then the probe (PINGREQ) whose answer
+   * confirms it arrived.
+   */
   probe: number | undefined;
 }
 
+/** Recorded.probe of a record whose PUBACK left and that waits for a probe. */
+const ACKED = 0;
+
 /** A key no packet id uses (ids are 1..65535): the broker session the records belong to. */
 const SESSION_KEY = 0;
-const MAX_PACKET_IDS = 65_535;
 
 export function messageHash(topic: string, payload: Uint8Array): string {
   // MQTT topics cannot hold U+0000, so the separator keeps topic and payload apart.
@@ -53,8 +63,8 @@ export class Redeliveries {
   private ops: CommitMark[] = [];
   /** Deletions handed to the store and not yet committed, by packet id (a PUBCOMP waits for them). */
   private readonly deleting = new Map<number, number>();
-  /** QoS 1 records whose PUBACK left and that no probe covers yet. */
-  private awaiting: Recorded[] = [];
+  /** About how many records have probe === ACKED (a probe is sent only when some may). */
+  private unprobed = 0;
   private probes = 0;
 
   constructor(
@@ -87,7 +97,8 @@ export class Redeliveries {
   receive(messageId: number, dup: boolean, qos: 1 | 2, hash: string): { copyOf: Recorded } | { record: Recorded } {
     const known = this.records.get(messageId);
     if (dup && known && !known.refused && known.hash === hash) {
-      // Its acknowledgement goes out again, to be confirmed again.
+      // The broker still waits for a PUBACK of it: the one that goes out again must be confirmed again,
+      // and no probe sent before it may take the record.
       known.probe = undefined;
       return { copyOf: known };
     }
@@ -132,28 +143,25 @@ export class Redeliveries {
 
   /** The acknowledgement of `record` left on the current connection. */
   acknowledged(record: Recorded): void {
-    if (record.qos !== 1) return; // QoS 2 records go with the PUBREL
-    record.probe = undefined;
-    this.awaiting.push(record);
-    // While a probe is out (its PINGRESP queued behind the broker's backlog to us), acknowledgements
-    // keep coming and packet ids are reused: drop the records a newer message has replaced, so what
-    // waits stays within the 65,535 ids rather than growing with the traffic.
-    if (this.awaiting.length > 2 * MAX_PACKET_IDS) this.awaiting = this.awaiting.filter((r) => this.records.get(r.messageId) === r);
+    if (record.qos !== 1 || this.records.get(record.messageId) !== record) return; // QoS 2 records go with the PUBREL
+    record.probe = ACKED;
+    this.unprobed++;
   }
 
-  /** Takes the records a PINGREQ sent now confirms; undefined when there are none. */
-  probe(): { id: number; records: Recorded[] } | undefined {
-    if (this.awaiting.length === 0) return undefined;
+  /** The probe a PINGREQ sent now makes: it covers every acknowledgement that left before it; undefined when none waits. */
+  probe(): number | undefined {
+    if (this.unprobed === 0) return undefined;
     const id = ++this.probes;
-    const records = this.awaiting.length > MAX_PACKET_IDS ? this.awaiting.filter((r) => this.records.get(r.messageId) === r) : this.awaiting;
-    this.awaiting = [];
-    for (const r of records) r.probe = id;
-    return { id, records };
+    for (const r of this.records.values()) if (r.probe === ACKED) r.probe = id;
+    this.unprobed = 0;
+    return id;
   }
 
   /** The PINGRESP to probe `id` came: the broker has read those acknowledgements. */
-  confirmed(probe: { id: number; records: readonly Recorded[] }): void {
-    for (const r of probe.records) if (r.probe === probe.id && this.records.get(r.messageId) === r) this.remove(r.messageId);
+  confirmed(probe: number): void {
+    // Probes are answered in order, so an earlier probe's records (none, normally) go too.
+    // (Deleting the entry a Map iteration is at is safe.)
+    for (const r of this.records.values()) if (r.probe !== undefined && r.probe !== ACKED && r.probe <= probe) this.remove(r.messageId);
   }
 
   /**
@@ -162,19 +170,19 @@ export class Redeliveries {
    * answers, and each re-sent copy takes its record out of the probe (receive).
    */
   connected(sessionPresent: boolean): void {
-    this.awaiting = [];
+    this.unprobed = 0;
     for (const r of [...this.records.values()]) {
       if (!sessionPresent) this.remove(r.messageId);
       else if (r.stored && r.qos === 1) {
-        r.probe = undefined;
-        this.awaiting.push(r);
+        r.probe = ACKED;
+        this.unprobed++;
       }
     }
   }
 
   /** The connection closed: acknowledgements not yet confirmed may not have arrived. */
   disconnected(): void {
-    this.awaiting = [];
+    this.unprobed = 0;
     for (const r of this.records.values()) r.probe = undefined;
   }
 
