@@ -1,11 +1,16 @@
-// Memory in the mode a user starts the agent: `node bin/sluice.js run` by hand, Node's defaults, no
-// NODE_OPTIONS in the environment (the agent sets its own limits from agent.memory_limit, default
-// 96MiB: src/cli/limits.ts). Every figure is of the whole process tree (the parent that waits and
-// the agent), from /proc/<pid>/smaps_rollup and /status once a second (bench/proc.mjs):
+// Memory in the modes a user starts the agent, Node's defaults, no NODE_OPTIONS in the environment
+// (the agent sets its own limits from agent.memory_limit, default 96MiB: src/cli/limits.ts):
+//   node       `node bin/sluice.js run` by hand: the agent is a child, its parent waits
+//   binary     the single binary (built fresh for x64 into bench/out/bin): it executes itself again
+//              with the limits, one process
+// SLUICE_BENCH_MEMORY_LAUNCHER=node|binary runs one. Every figure is of the whole process tree, from
+// /proc/<pid>/smaps_rollup and /status (bench/proc.mjs):
 //   RSS        resident pages of the tree; peak = the sum of each process's VmHWM
 //   private    pages only this tree maps (anonymous memory, written pages of files)
 //   file       file-backed resident pages (Node's executable and libraries: clean, shared, reclaimable)
 //   PSS        shared pages divided among the processes that map them: what the tree costs the machine
+//   held       anonymous + the largest file-backed part of one process: the tree's pages counted once
+//              (under node, parent and child map the same Node executable)
 //
 //   steady     simulator, 1,000 series at 10 Hz (10k points/s), SLUICE_BENCH_MEMORY_S (120) seconds
 //              after 20 s of warm-up
@@ -13,7 +18,7 @@
 //              the agent was stopped (persistent session); the agent is started and drains them:
 //              peak RSS while draining and messages/s from start to the last acknowledgement, with
 //              the intake counters (how often and how long intake held back for its budget)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +28,7 @@ import { startBroker } from './mqtt.mjs';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'bin', 'sluice.js');
+const BIN_OUT = join(ROOT, 'bench/out/bin');
 const STEADY_S = Number(process.env.SLUICE_BENCH_MEMORY_S ?? 120);
 const WARMUP_S = 20;
 const BACKLOG = Number(process.env.SLUICE_BENCH_BACKLOG ?? 200_000);
@@ -37,8 +43,22 @@ function userEnv(extra = {}) {
   return env;
 }
 
-function startAgent(config, dataDir) {
-  const child = spawn(process.execPath, [CLI, 'run', '-c', config, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'], env: userEnv() });
+/** How each launcher starts `sluice <args>`. The binary is built once per bench run. */
+const LAUNCHERS = {
+  node: () => [process.execPath, [CLI]],
+  binary: () => {
+    const file = join(BIN_OUT, 'sluice-linux-x64');
+    if (!LAUNCHERS.built) {
+      execFileSync(process.execPath, [join(ROOT, 'build/bin.mjs'), 'x64'], { cwd: ROOT, env: { ...process.env, SLUICE_BIN_OUT: BIN_OUT }, stdio: ['ignore', 'ignore', 'inherit'] });
+      LAUNCHERS.built = true;
+    }
+    return [file, []];
+  },
+};
+
+function startAgent(config, dataDir, launcher) {
+  const [cmd, pre] = LAUNCHERS[launcher]();
+  const child = spawn(cmd, [...pre, 'run', '-c', config, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'], env: userEnv() });
   let err = '';
   child.stderr.on('data', (d) => (err += d.toString()));
   const exited = new Promise((r) => child.once('exit', r));
@@ -57,18 +77,18 @@ async function status(port) {
 function sample(pid, t) {
   const s = smapsMb(pid);
   const m = memoryMb(pid);
-  return s && m ? { t, rss: s.rss, pss: s.pss, private: s.private, file: s.file, peak: m.peak, cpu: cpuSeconds(pid) } : null;
+  return s && m ? { t, rss: s.rss, pss: s.pss, private: s.private, file: s.file, held: s.anon + s.fileMax, peak: m.peak, cpu: cpuSeconds(pid) } : null;
 }
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const round1 = (n) => Math.round(n * 10) / 10;
 
-async function steadyRun() {
+async function steadyRun(launcher) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-memory-'));
   const port = await freePort();
   const config = join(dir, 'sluice.yaml');
   writeFileSync(config, `version: 1\ninputs: { sim: { type: simulator, series: 1000, interval: 100ms } }\naggregate: { windows: [1m, 1h] }\nhttp: { listen: "127.0.0.1:${port}" }\n`);
-  const agent = startAgent(config, join(dir, 'data'));
+  const agent = startAgent(config, join(dir, 'data'), launcher);
   const samples = [];
   try {
     const start = Date.now();
@@ -84,6 +104,7 @@ async function steadyRun() {
     const last = steady[steady.length - 1];
     return {
       run: `10k points/s, ${Math.round(last.t - first.t)} s`,
+      started: launcher,
       'points/s': Math.round(st.inputs.sim.points / ((st.now_ms - st.started_ms) / 1000)),
       'RSS MB steady mean': round1(mean(steady.map((s) => s.rss))),
       'RSS MB steady max': round1(Math.max(...steady.map((s) => s.rss))),
@@ -91,6 +112,7 @@ async function steadyRun() {
       'private MB mean': round1(mean(steady.map((s) => s.private))),
       'file MB mean': round1(mean(steady.map((s) => s.file))),
       'PSS MB mean': round1(mean(steady.map((s) => s.pss))),
+      'held MB mean / max': `${round1(mean(steady.map((s) => s.held)))} / ${round1(Math.max(...steady.map((s) => s.held)))}`,
       'CPU %': round1(((last.cpu - first.cpu) / (last.t - first.t)) * 100),
       target: '≤ 80 / ≤ 90 MB',
     };
@@ -100,7 +122,7 @@ async function steadyRun() {
   }
 }
 
-async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
+async function backlogRun({ name, format, protocolVersion, linesPerMessage }, launcher) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-memory-mqtt-'));
   const broker = await startBroker(dir);
   const port = await freePort();
@@ -127,7 +149,7 @@ async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
       '',
     ].join('\n'),
   );
-  let agent = startAgent(config, dataDir);
+  let agent = startAgent(config, dataDir, launcher);
   const clients = [];
   try {
     const deadline = Date.now() + 30_000;
@@ -161,9 +183,11 @@ async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
     for (const c of clients.splice(0)) await c.endAsync();
 
     const startMs = Date.now();
-    agent = startAgent(config, dataDir);
+    agent = startAgent(config, dataDir, launcher);
     let peakRss = 0;
     let peakPrivate = 0;
+    let peakPss = 0;
+    let peakHeld = 0;
     let last;
     for (;;) {
       await sleep(200);
@@ -172,6 +196,8 @@ async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
       if (s) {
         peakRss = Math.max(peakRss, s.rss, s.peak);
         peakPrivate = Math.max(peakPrivate, s.private);
+        peakPss = Math.max(peakPss, s.pss);
+        peakHeld = Math.max(peakHeld, s.held);
       }
       last = await status(port).catch(() => last);
       if ((last?.inputs.bench.counters.messages_acked ?? 0) >= BACKLOG) break;
@@ -181,10 +207,13 @@ async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
     const c = last.inputs.bench.counters;
     return {
       run: `backlog ${BACKLOG.toLocaleString('en')} QoS 1, ${name}`,
+      started: launcher,
       'messages/s': Math.round(BACKLOG / seconds),
       'points/s': Math.round((BACKLOG * linesPerMessage) / seconds),
       'RSS MB peak': round1(peakRss),
       'private MB peak': round1(peakPrivate),
+      'PSS MB peak': round1(peakPss),
+      'held MB peak': round1(peakHeld),
       'intake held back': `${c.intake_holdbacks}× for ${c.intake_held_ms} ms; at most ${round1(c.inflight_bytes_max / 1048576)} of ${round1(last.memory.intake_limit_bytes / 1048576)} MB`,
       'seconds (from spawn)': round1(seconds),
       target: format === 'json' ? '≤ 100 MB; ≥ 40,000 messages/s' : '≤ 100 MB; ≥ 100,000 points/s',
@@ -200,11 +229,15 @@ async function backlogRun({ name, format, protocolVersion, linesPerMessage }) {
 /** Rows for bench/run.mjs. SLUICE_BENCH_MEMORY_ONLY=steady|backlog runs one kind. */
 export async function memoryBench() {
   const only = process.env.SLUICE_BENCH_MEMORY_ONLY;
+  const launchers = process.env.SLUICE_BENCH_MEMORY_LAUNCHER ? [process.env.SLUICE_BENCH_MEMORY_LAUNCHER] : ['node', 'binary'];
   const rows = [];
-  if (!only || only === 'steady') rows.push(await steadyRun());
-  // SLUICE_BENCH_MEMORY_ONLY=backlog-json or backlog-influx runs one of the two drains.
-  if (!only || only === 'backlog' || only === 'backlog-json') rows.push(await backlogRun({ name: 'JSON, 1 point/message, MQTT 3.1.1', format: 'json', protocolVersion: 4, linesPerMessage: 1 }));
-  if (!only || only === 'backlog' || only === 'backlog-influx') rows.push(await backlogRun({ name: 'line protocol, 10 points/message, MQTT 5', format: 'influx', protocolVersion: 5, linesPerMessage: 10 }));
+  for (const launcher of launchers) {
+    if (!LAUNCHERS[launcher]) throw new Error(`SLUICE_BENCH_MEMORY_LAUNCHER: node or binary, not ${launcher}`);
+    if (!only || only === 'steady') rows.push(await steadyRun(launcher));
+    // SLUICE_BENCH_MEMORY_ONLY=backlog-json or backlog-influx runs one of the two drains.
+    if (!only || only === 'backlog' || only === 'backlog-json') rows.push(await backlogRun({ name: 'JSON, 1 point/message, MQTT 3.1.1', format: 'json', protocolVersion: 4, linesPerMessage: 1 }, launcher));
+    if (!only || only === 'backlog' || only === 'backlog-influx') rows.push(await backlogRun({ name: 'line protocol, 10 points/message, MQTT 5', format: 'influx', protocolVersion: 5, linesPerMessage: 10 }, launcher));
+  }
   return rows;
 }
 

@@ -88,10 +88,11 @@ export function memoryMb(pid) {
 
 /**
  * /proc/<pid>/smaps_rollup in MB, summed over the tree: rss, pss (shared pages divided among their
- * users: what the tree costs the machine), private (clean + dirty), anonymous and file-backed (rss − anonymous).
+ * users: what the tree costs the machine), private (clean + dirty), anonymous and file-backed (rss − anonymous),
+ * and the largest file-backed part of one process (fileMax).
  */
 export function smapsMb(pid) {
-  const sum = { rss: 0, pss: 0, private: 0, anon: 0, file: 0 };
+  const sum = { rss: 0, pss: 0, private: 0, anon: 0, file: 0, fileMax: 0 };
   let any = false;
   for (const p of processTree(pid)) {
     let text;
@@ -107,6 +108,7 @@ export function smapsMb(pid) {
     sum.private += (kb('Private_Clean') + kb('Private_Dirty')) / 1024;
     sum.anon += kb('Anonymous') / 1024;
     sum.file += (kb('Rss') - kb('Anonymous')) / 1024;
+    sum.fileMax = Math.max(sum.fileMax, (kb('Rss') - kb('Anonymous')) / 1024);
   }
   return any ? sum : null;
 }

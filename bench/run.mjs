@@ -15,7 +15,7 @@ const SECTIONS = [
   ['burst', 'A burst, then silence: MQTT → sluice → real InfluxDB 1.6.7, against curl', './burst.mjs', 'burstBench'],
   ['agent', 'The binary: size, start, memory and CPU', './agent.mjs', 'agentBench'],
   ['nodered', 'Side by side with Node-RED: the same MQTT → InfluxDB 1.6.7 flow, flood, InfluxDB outage, kill -9', './nodered.mjs', 'noderedBench'],
-  ['memory', 'Memory as a user starts it (bin/sluice.js by hand, no NODE_OPTIONS): 10k points/s, a 200,000-message MQTT backlog', './memory.mjs', 'memoryBench'],
+  ['memory', 'Memory as a user starts it (bin/sluice.js by hand and the binary, no NODE_OPTIONS): 10k points/s, a 200,000-message MQTT backlog', './memory.mjs', 'memoryBench'],
 ];
 
 const OUT = new URL('./out/', import.meta.url).pathname;

@@ -54,8 +54,9 @@ function runner(b: () => Binary, cacheDir: () => string) {
     QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu',
     SLUICE_NATIVE_DIR: cacheDir(),
     // `sluice run` starts itself again with its memory limits (src/cli/limits.ts) by executing its own
-    // file, which qemu-user cannot follow without binfmt_misc (a CI container has none): the arm64 agent
-    // runs in one process here. On a Pi the binary runs natively and the re-start is the x64 one's.
+    // file, which qemu-user cannot follow without binfmt_misc (a CI container has none; the agent would
+    // say so and run on with Node's defaults): the arm64 agent runs with them from the start here. On a
+    // Pi the binary runs natively and the re-start is the x64 one's.
     ...(b().arch === 'arm64' ? { SLUICE_OWN_LIMITS: '0' } : {}),
     ...extra,
   });
@@ -69,6 +70,21 @@ function runner(b: () => Binary, cacheDir: () => string) {
       return spawn(cmd, argv, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     },
   };
+}
+
+/** Pids whose parent is `pid` (from /proc/<pid>/stat). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
 }
 
 const LP = [
@@ -164,6 +180,17 @@ describe.each(['x64', 'arm64'] as const)('sluice-linux-%s', (arch) => {
         `points stored by the ${arch} binary (output so far: ${output})`,
       );
       expect(status).toMatchObject({ version: VERSION, agent_id: `gw-${arch}`, health: { status: 'ok' } });
+      if (arch === 'x64') {
+        // The binary started itself again with its heap limits in place (src/cli/limits.ts): the pid we
+        // started is the agent, with the limits of the default memory_limit (96MiB: old generation 96 MB,
+        // 1 MB semi-spaces), and there is no second process (no parent left waiting, no child).
+        const heap = (await getJson<{ memory: { heap_limit_bytes: number } }>(`http://127.0.0.1:${port}/api/status`)).body.memory.heap_limit_bytes;
+        expect(heap).toBeGreaterThanOrEqual(96 * 1048576);
+        expect(heap).toBeLessThan(110 * 1048576);
+        expect(childrenOf(child.pid!)).toEqual([]);
+        const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+        expect(environ).toContain('NODE_OPTIONS=--max-old-space-size=96 --max-semi-space-size=1');
+      }
       const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
       expect(metrics).toContain(`sluice_build_info{version="${VERSION}",node="`);
 

@@ -34,8 +34,11 @@ function memoryLimitOf(args: string[]): number {
 async function entry(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === 'run' && wantsOwnLimits()) {
-    process.exitCode = await runWithOwnLimits(argv, memoryLimitOf(argv.slice(1)));
-    return;
+    const code = await runWithOwnLimits(argv, memoryLimitOf(argv.slice(1)));
+    if (code !== undefined) {
+      process.exitCode = code;
+      return;
+    }
   }
   const { runCommandLine } = await import('./commands.js');
   process.exitCode = await runCommandLine(argv);

@@ -1,13 +1,19 @@
-// The one system call the single binary needs that Node does not offer: madvise(MADV_DONTNEED) on the
-// read-only segments of its own executable, so the pages that only start-up touched stop counting in
-// its RSS (src/sea/pages.ts says when and why). Written by hand: no library on npm does only this, and
-// a call that unmaps a process's own code is small enough to read in full here.
+// The two system calls the single binary needs that Node 20 does not offer:
+// - madvise(MADV_DONTNEED) on the read-only segments of its own executable, so the pages that only
+//   start-up touched stop counting in its RSS (src/sea/pages.ts says when and why);
+// - execve of itself, so `sluice run` starts again with its V8 heap limits in the same process (same
+//   pid, no parent left waiting: src/cli/limits.ts). Node has process.execve only from 23.11.
+// Written by hand: no library on npm does only this, and calls that unmap a process's own code or
+// replace its image are small enough to read in full here.
 //
 // Built by build/bin.mjs with the target's C compiler against Node's headers; Node-API only, so one
 // source serves x64 and arm64.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -90,9 +96,83 @@ static napi_value ReleaseExecutablePages(napi_env env, napi_callback_info info) 
   return result;
 }
 
+// A JS string as a malloc'ed C string (NULL when it is not a string or memory runs out).
+static char *c_string(napi_env env, napi_value value) {
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) return NULL;
+  char *s = malloc(length + 1);
+  if (s == NULL) return NULL;
+  if (napi_get_value_string_utf8(env, value, s, length + 1, &length) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+// A JS array of strings as a NULL-terminated, malloc'ed vector (NULL on any failure).
+static char **c_strings(napi_env env, napi_value array) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, array, &n) != napi_ok) return NULL;
+  char **v = calloc((size_t)n + 1, sizeof(char *));
+  if (v == NULL) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item = NULL;
+    if (napi_get_element(env, array, i, &item) != napi_ok || (v[i] = c_string(env, item)) == NULL) {
+      for (uint32_t j = 0; j < i; j++) free(v[j]);
+      free(v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
+static void free_strings(char **v) {
+  if (v == NULL) return;
+  for (char **p = v; *p != NULL; p++) free(*p);
+  free(v);
+}
+
+// execve(path: string, argv: string[], env: string[]): number
+// Replaces the process with `path`; returns only when the kernel refused, with errno (an arm64 binary
+// under qemu-user without binfmt_misc, for one). First, two things Node set that execve would keep:
+// - close-on-exec on stdin, stdout and stderr (Node marks them at start-up): the new image would find
+//   them closed, put /dev/null there, and the agent's log would go nowhere;
+// - the signal mask: a thread's blocked signals survive execve, and the new Node must see SIGTERM.
+static napi_value Execve(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3] = {NULL, NULL, NULL};
+  int err = EINVAL;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) == napi_ok && argc == 3) {
+    char *path = c_string(env, args[0]);
+    char **argv = c_strings(env, args[1]);
+    char **envp = c_strings(env, args[2]);
+    if (path != NULL && argv != NULL && envp != NULL) {
+      for (int fd = 0; fd <= 2; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags != -1) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+      }
+      sigset_t none;
+      sigemptyset(&none);
+      pthread_sigmask(SIG_SETMASK, &none, NULL);
+      execve(path, argv, envp);
+      err = errno;
+    } else {
+      err = ENOMEM;
+    }
+    free(path);
+    free_strings(argv);
+    free_strings(envp);
+  }
+  napi_value result = NULL;
+  napi_create_int32(env, err, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn = NULL;
   if (napi_create_function(env, "releaseExecutablePages", NAPI_AUTO_LENGTH, ReleaseExecutablePages, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "releaseExecutablePages", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "execve", NAPI_AUTO_LENGTH, Execve, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "execve", fn) != napi_ok) return NULL;
   return exports;
 }

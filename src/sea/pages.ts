@@ -32,6 +32,19 @@ export interface PageRelease {
 
 interface PagesAddon {
   releaseExecutablePages(): { segments: number; bytes: number; errno: number };
+  execve(path: string, argv: string[], env: string[]): number;
+}
+
+/**
+ * Replaces the running single binary with itself (same pid), `args` after the program name and `env`
+ * as its whole environment. Returns only when that failed: the errno, or undefined under plain Node,
+ * which has no way to do it (the addon travels only in the binary; Node 20 has no process.execve).
+ */
+export function execSelf(args: readonly string[], env: NodeJS.ProcessEnv): number | undefined {
+  if (!sea.isSea() || process.platform !== 'linux') return undefined;
+  const addon = loadAddon('pages') as PagesAddon;
+  const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  return addon.execve(process.execPath, [process.argv0 || process.execPath, ...args], envList);
 }
 
 function rssFileKb(): number {
