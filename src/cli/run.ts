@@ -7,8 +7,12 @@ import { EXIT_RESTART, FleetController } from '../fleet/controller.js';
 import { runStagedBinary } from '../fleet/launcher.js';
 import { releaseStartupPages } from '../sea/pages.js';
 
-/** Start-up is over by then: drivers loaded, the first commits, compactions and rollups done (src/sea/pages.ts). */
-const RELEASE_STARTUP_PAGES_AFTER_MS = 10_000;
+/**
+ * The binary's start-up pages (src/sea/pages.ts) go twice: as soon as the agent has started (config
+ * validated, drivers loaded, store opened: a broker's backlog drained at once would otherwise run with
+ * all of them mapped), and when the first commits, compactions and rollups are done.
+ */
+const RELEASE_STARTUP_PAGES_AGAIN_AFTER_MS = 10_000;
 
 /**
  * `sluice run`: runs until SIGINT or SIGTERM, then stops cleanly and exits 0; exits EXIT_RESTART (75)
@@ -39,7 +43,9 @@ export async function runAgentCommand(opts: { configFile?: string; dataDir?: str
   });
   await agent.start();
   fleet.start();
-  const pagesTimer = setTimeout(() => releaseStartupPages(log.child({ component: 'memory' })), RELEASE_STARTUP_PAGES_AFTER_MS);
+  const memoryLog = log.child({ component: 'memory' });
+  releaseStartupPages(memoryLog, 'debug');
+  const pagesTimer = setTimeout(() => releaseStartupPages(memoryLog, 'info'), RELEASE_STARTUP_PAGES_AGAIN_AFTER_MS);
   pagesTimer.unref();
   const signal = await stopped;
   clearTimeout(pagesTimer);

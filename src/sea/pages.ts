@@ -5,7 +5,8 @@
 // validation and the drivers' first calls take once. The kernel keeps those clean file pages mapped
 // until memory pressure reclaims them, and they count in RSS: measured at 10k points/s, 44–55 MB of
 // the executable stayed mapped (more when the file sat in the page cache, from fault-around), of which
-// steady state maps back 24–28 MB. Ten seconds after start the agent asks the kernel once to unmap the
+// steady state maps back 24–28 MB. Once the agent has started, and again ten seconds later (after the
+// first commits, compactions and rollups: src/cli/run.ts), it asks the kernel to unmap the
 // executable's read-only segments: what it still uses comes back on the next access (a minor fault
 // from the page cache, no disk read), the rest stops counting in its RSS. The pages stay in the page
 // cache, reclaimable as before; what changes is that RSS shows the working set, and that the kernel,
@@ -68,15 +69,15 @@ export function dropStartupPages(): PageRelease | undefined {
   return { ...released, fileKbBefore, fileKbAfter: rssFileKb() };
 }
 
-/** dropStartupPages(), said once in the log; a failure is logged and changes nothing else. */
-export function releaseStartupPages(log: Logger): void {
+/** dropStartupPages(), said in the log at `level`; a failure is logged and changes nothing else. */
+export function releaseStartupPages(log: Logger, level: 'info' | 'debug' = 'info'): void {
   try {
     const released = dropStartupPages();
     if (!released) return;
     const mb = (kb: number) => Math.round(kb / 102.4) / 10;
     const fields = { segments: released.segments, segments_mb: mb(released.bytes / 1024), file_mb_before: mb(released.fileKbBefore), file_mb_after: mb(released.fileKbAfter) };
     if (released.errno !== 0) log.warn({ ...fields, errno: released.errno }, 'the kernel kept some start-up pages of the executable');
-    else log.info(fields, 'start-up pages of the executable released');
+    else log[level](fields, 'start-up pages of the executable released');
   } catch (err) {
     // Memory hygiene, not function: the agent runs on with the pages mapped.
     log.warn({ err }, 'could not release the start-up pages of the executable');
