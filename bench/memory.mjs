@@ -49,7 +49,8 @@ const LAUNCHERS = {
   binary: () => {
     const file = join(BIN_OUT, 'sluice-linux-x64');
     if (!LAUNCHERS.built) {
-      execFileSync(process.execPath, [join(ROOT, 'build/bin.mjs'), 'x64'], { cwd: ROOT, env: { ...process.env, SLUICE_BIN_OUT: BIN_OUT }, stdio: ['ignore', 'ignore', 'inherit'] });
+      // Its warnings (postject's) stay out of the table; a failed build throws with them.
+      execFileSync(process.execPath, [join(ROOT, 'build/bin.mjs'), 'x64'], { cwd: ROOT, env: { ...process.env, SLUICE_BIN_OUT: BIN_OUT }, stdio: ['ignore', 'ignore', 'pipe'] });
       LAUNCHERS.built = true;
     }
     return [file, []];
