@@ -1,7 +1,8 @@
 // The opcua input against a real OPC UA server (node-opcua's own, in a child process, testing/server.mjs):
 // every type exact, both modes, deadband, statuses, credentials, signed and encrypted channels with
-// certificates, and the server killed and started again under a running input. One server serves the
-// whole file (it takes seconds to start); the restart test runs last.
+// certificates, and the session's life: a quiet connection, and the server killed and started again
+// under a running input. One server serves the whole file (it takes seconds to start); the restart
+// test runs last.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -261,6 +262,22 @@ describe('opcua input', () => {
     expect(browse.stdout.split('\n')[0]).toMatch(/^name +node_id +class +data_type$/);
     expect(browse.stdout).toMatch(/^UInt64 +ns=1;s=Test\.UInt64 +Variable +UInt64$/m);
     expect(sluice(['opcua', 'browse', 'http://x']).status).toBe(64);
+  });
+
+  it('a quiet connection stays up: nothing changes for three timeouts, subscribed or polled more slowly than the timeout', async () => {
+    await server.set('Double', 40);
+    // With node-opcua's default keep-alive pings (after 10 s of silence) the socket closed itself after
+    // 2 s without traffic here, over and over; a subscription's keep-alives alone come every 10 s.
+    const subscribed = await run(['publishing_interval: 100ms', 'timeout: 2s', 'nodes:', node('d', 'Double')]);
+    const polled = await run(['mode: poll', 'interval: 5s', 'timeout: 2s', 'nodes:', node('d', 'Double')]);
+    await until(() => subscribed.rec.values('d').includes(40) && polled.rec.values('d').includes(40), 'the first values');
+    await sleep(6000);
+    await server.set('Double', 41);
+    await until(() => subscribed.rec.values('d').includes(41) && polled.rec.values('d').includes(41), 'the value after the quiet time');
+    for (const { input, rec } of [subscribed, polled]) {
+      expect(input.stats().counters).toMatchObject({ connects: 1, connection_losses: 0, connect_failures: 0 });
+      expect(rec.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
+    }
   });
 
   it('the server killed and started again: the session comes back, the items are created again, one log line per change', async () => {

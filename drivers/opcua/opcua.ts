@@ -10,6 +10,13 @@
 // after a delay from the project's backoff (src/core/backoff.ts). Every state change is counted and
 // logged once; the agent is never restarted.
 //
+// The socket closes after `timeout` without traffic (node-opcua's transportTimeout). A quiet
+// connection (a subscription whose values do not change, a poll interval longer than the timeout)
+// carries only keep-alives, so the session's keep-alive reads come at least every half timeout
+// (keepAliveInterval: node-opcua reads once nothing was heard for half of it, then again after all of
+// it). Left to node-opcua's defaults the reads came every 10 s against a 10 s timeout, and a quiet
+// connection dropped now and then (every 2 s with `timeout: 2s`).
+//
 // Values. Each data change (subscribe) or read result (poll) with a Good status becomes a field named
 // after its node (values.ts has the type rules); a Bad or Uncertain status is not stored, counted by
 // its name (`status_<Name>`) and logged once per node when its status changes.
@@ -237,6 +244,9 @@ export class OpcuaInput implements Input {
         securityPolicy: SecurityPolicy[this.config.security_policy],
         endpointMustExist: false,
         keepSessionAlive: true,
+        // Keep-alive reads at least every half timeout, so the socket is never idle for a whole one
+        // (see the header), and well within the session timeout.
+        keepAliveInterval: Math.floor(Math.min(timeoutMs / 2, (2 * this.tuning.sessionTimeoutMs) / 3)),
         requestedSessionTimeout: this.tuning.sessionTimeoutMs,
         transportTimeout: timeoutMs,
         // This input reconnects itself (see the header comment).
