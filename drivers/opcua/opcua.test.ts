@@ -1,8 +1,8 @@
 // The opcua input against a real OPC UA server (node-opcua's own, in a child process, testing/server.mjs):
 // every type exact, both modes, deadband, statuses, credentials, signed and encrypted channels with
-// certificates, and the session's life: a quiet connection, and the server killed and started again
-// under a running input. One server serves the whole file (it takes seconds to start); the restart
-// test runs last.
+// certificates, and the session's life: a quiet connection, the session expired by the server,
+// secure channel token renewals, and the server killed and started again under a running input. One
+// server serves the whole file (it takes seconds to start); the restart test runs last.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -278,6 +278,42 @@ describe('opcua input', () => {
       expect(input.stats().counters).toMatchObject({ connects: 1, connection_losses: 0, connect_failures: 0 });
       expect(rec.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
     }
+  });
+
+  it('the server expires the session while it runs on: a new session, the items created again, one log line per change', async () => {
+    const { input, rec } = await run(['publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')]);
+    await server.set('Double', 30);
+    await until(() => rec.values('d').includes(30), 'a value before the expiry');
+    // The server forgets the session as its watchdog does when a client fell silent; the connection
+    // stays. (Earlier tests may have left sessions of broken connections behind, hence at least one.)
+    expect(await server.expireSessions()).toBeGreaterThanOrEqual(1);
+    await until(() => input.stats().counters.connects === 2, 'the second session', 30_000);
+    await server.set('Double', 31);
+    await until(() => rec.values('d').includes(31), 'a value on the second session');
+    expect(input.stats().counters).toMatchObject({ connects: 2, connection_losses: 1, connect_failures: 0, items_created: 2, items_failed: 0 });
+    expect(warnings(rec, 'connection to the OPC UA server lost').map((l) => l.obj.reason)).toEqual(['the server no longer knew the session (it expired or was closed by the server)']);
+    expect(rec.logs.filter((l) => l.msg === 'connected to the OPC UA server')).toHaveLength(2);
+    expect(rec.logs.filter((l) => l.level === 'error')).toEqual([]);
+    // node-opcua's own repair made a session too; this input closed it with the chain it rebuilt.
+    expect(await server.sessions()).toBe(1);
+  });
+
+  it('secure channel token renewals (2.5 s tokens, SignAndEncrypt) carry the session: every value arrives, nothing is a loss', async () => {
+    // 2.5 s is the shortest lifetime node-opcua's server grants; the client renews at 75 % of it.
+    const { input, rec } = await run(
+      ['security_policy: Basic256Sha256', 'security_mode: SignAndEncrypt', 'trust_server_certificate: true', 'publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')],
+      { tuning: { secureTokenLifetimeMs: 2500 } },
+    );
+    const sent: number[] = [];
+    for (let v = 100; input.stats().counters.token_renewals < 4; v++) {
+      await server.set('Double', v);
+      sent.push(v);
+      // Each value waits until the input saw it, so none is sampled away on a slow machine.
+      await until(() => rec.values('d').includes(v), `value ${v}`);
+    }
+    expect(rec.values('d').filter((v) => typeof v === 'number' && v >= 100)).toEqual(sent);
+    expect(input.stats().counters).toMatchObject({ connects: 1, connection_losses: 0, connect_failures: 0, items_created: 1 });
+    expect(rec.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
   });
 
   it('the server killed and started again: the session comes back, the items are created again, one log line per change', async () => {
