@@ -3,8 +3,11 @@
 //   1. esbuild bundles src/cli/main.ts and every JS dependency into one CommonJS file (SEA mains are
 //      CommonJS and can only require built-ins). Native addons are not bundled: their loaders are
 //      replaced by src/sea/native.ts, which loads them from SEA assets.
-//   2. `node --experimental-sea-config` makes the blob: the bundle plus the target's addons. No code
-//      cache and no snapshot, so the blob made by this (x64) Node also runs in the arm64 Node.
+//      Parts that most configs never use (JS_ASSETS: node-opcua and the opcua driver) are bundled apart,
+//      as CommonJS files the main script evaluates when it first imports them (src/sea/js-asset.ts).
+//   2. `node --experimental-sea-config` makes the blob: the bundle plus the target's addons and the JS
+//      assets. No code cache and no snapshot, so the blob made by this (x64) Node also runs in the
+//      arm64 Node.
 //   3. A copy of the target's Node is stripped of symbols and debug info (99 → 86 MB), then postject
 //      injects the blob. Before, never after: stripping an injected Node drops the blob's note and
 //      leaves a plain node that ignores its arguments (checked with Node 20.20).
@@ -19,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -222,26 +225,124 @@ function absent(names, only = {}) {
   };
 }
 
-async function bundle(file, nativeId, used) {
+/**
+ * JS assets: parts of the program the binary carries beside its main script and evaluates only when
+ * the program first imports them (src/sea/js-asset.ts). An asset is the `modules` of one `folder` and
+ * their libraries; the main bundle's imports of those modules become the asset's exports. The asset's
+ * imports of the project's other modules (src/core: classes the agent checks with instanceof) are not
+ * bundled again but handed over by the main bundle.
+ */
+const JS_ASSETS = [
+  // node-opcua is 4 MB of JS; in the main script it cost an agent without an opcua input 18–27 MB of RSS.
+  { name: 'opcua', folder: 'drivers/opcua', modules: ['drivers/opcua/opcua.ts', 'drivers/opcua/browse.ts'] },
+];
+
+/** A relative import of a project module as the path of its TypeScript file from the root (`src/core/point.ts`), else undefined. */
+function projectModule(args) {
+  if (!args.path.startsWith('.') || args.resolveDir === '') return undefined;
+  const path = relative(root, resolve(args.resolveDir, args.path));
+  if (path.startsWith('..') || path.startsWith('node_modules')) return undefined;
+  return path.replace(/\.js$/, '.ts');
+}
+
+const common = {
+  // Paths in the metafile relative to the root, wherever the build runs from.
+  absWorkingDir: root,
+  bundle: true,
+  platform: 'node',
+  target: `node${nodeMajor}`,
+  format: 'cjs',
+  // Whitespace and syntax only: stack traces keep their names, which matters more than ~1 MB here.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  loader: { '.yaml': 'text', '.html': 'text' },
+  // ESM dependencies that locate files beside themselves (node-cron's daemon) get the binary's URL.
+  banner: { js: 'var __seaImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  logLevel: 'warning',
+  metafile: true,
+};
+
+const absentPlugin = () => absent(['pg-native', 'bufferutil', 'utf-8-validate', 'supports-color', 'proper-lockfile'], { 'supports-color': /[\\/]node_modules[\\/]debug[\\/]/ });
+
+/**
+ * Bundles one JS asset to `file`; returns the project modules it takes from the main bundle. The build
+ * fails if the asset would carry a project module of its own outside its folder or a native addon.
+ */
+async function bundleAsset(asset, file, nativeId) {
+  const entry = `${asset.name}-asset.ts`;
+  const shared = new Set();
+  const used = new Set();
   const result = await build({
+    ...common,
+    stdin: { contents: asset.modules.map((m) => `export * from ${JSON.stringify(`./${m}`)};`).join('\n'), resolveDir: root, sourcefile: entry, loader: 'ts' },
+    outfile: file,
+    define: { SLUICE_VERSION: JSON.stringify(version), SLUICE_NATIVE_ID: JSON.stringify(nativeId), 'import.meta.url': '__seaImportMetaUrl' },
+    plugins: [
+      {
+        name: 'sea-shared',
+        setup(b) {
+          b.onResolve({ filter: /^\./ }, (args) => {
+            const path = projectModule(args);
+            if (path === undefined || path.startsWith(`${asset.folder}/`)) return undefined;
+            shared.add(path);
+            return { path, namespace: 'sea-shared' };
+          });
+          // `sluiceShared` is a parameter of the function the asset is compiled into (src/sea/js-asset.ts).
+          b.onLoad({ filter: /.*/, namespace: 'sea-shared' }, (args) => ({ contents: `module.exports = sluiceShared(${JSON.stringify(args.path)});`, loader: 'js' }));
+        },
+      },
+      seaNative(used),
+      absentPlugin(),
+    ],
+  });
+  if (used.size > 0) throw new Error(`the ${asset.name} asset reaches native addons (${[...used].join(', ')}): they load through the main bundle only`);
+  const own = Object.keys(result.metafile.inputs).filter((p) => p !== entry && !p.includes('node_modules/') && !p.startsWith('sea-') && !p.startsWith(`${asset.folder}/`));
+  if (own.length > 0) throw new Error(`the ${asset.name} asset bundles project modules outside ${asset.folder}: ${own.join(', ')}`);
+  for (const path of shared) if (!existsSync(join(root, path))) throw new Error(`the ${asset.name} asset imports ${path}, which does not exist`);
+  return { shared: [...shared].sort(), inputs: Object.keys(result.metafile.inputs) };
+}
+
+/**
+ * esbuild plugin for the main bundle: an import of a JS asset's module becomes the asset's exports,
+ * loaded by src/sea/js-asset.ts with the project modules the asset takes from this bundle.
+ */
+function seaJsAssets(assets) {
+  const loader = join(root, 'src/sea/js-asset.ts');
+  return {
+    name: 'sea-js-assets',
+    setup(b) {
+      b.onResolve({ filter: /^\./ }, (args) => {
+        const path = projectModule(args);
+        const asset = path === undefined ? undefined : assets.find((a) => a.modules.includes(path));
+        return asset ? { path: asset.name, namespace: 'sea-js-asset' } : undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: 'sea-js-asset' }, (args) => {
+        const asset = assets.find((a) => a.name === args.path);
+        const shared = asset.shared.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(join(root, p))})`).join(', ');
+        return { contents: `module.exports = require(${JSON.stringify(loader)}).loadJsAsset(${JSON.stringify(asset.name)}, { ${shared} });`, resolveDir: root, loader: 'js' };
+      });
+    },
+  };
+}
+
+async function bundle(file, nativeId, used, assets) {
+  const result = await build({
+    ...common,
     entryPoints: [join(root, 'src/cli/main.ts')],
     outfile: file,
-    bundle: true,
-    platform: 'node',
-    target: `node${nodeMajor}`,
-    format: 'cjs',
-    // Whitespace and syntax only: stack traces keep their names, which matters more than ~1 MB here.
-    minifyWhitespace: true,
-    minifySyntax: true,
-    legalComments: 'none',
-    loader: { '.yaml': 'text', '.html': 'text' },
     define: { SLUICE_VERSION: JSON.stringify(version), SLUICE_NATIVE_ID: JSON.stringify(nativeId), 'import.meta.url': '__seaImportMetaUrl' },
-    // ESM dependencies that locate files beside themselves (node-cron's daemon) get the binary's URL.
-    banner: { js: 'var __seaImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
-    plugins: [seaNative(used), absent(['pg-native', 'bufferutil', 'utf-8-validate', 'supports-color', 'proper-lockfile'], { 'supports-color': /[\\/]node_modules[\\/]debug[\\/]/ })],
-    logLevel: 'warning',
-    metafile: true,
+    plugins: [seaJsAssets(assets), seaNative(used), absentPlugin()],
   });
+  // A module of an asset that the main bundle also reached some other way would be in the main script
+  // after all (and exist twice). Libraries both use are in both, which costs bytes, not correctness.
+  const inputs = result.metafile.inputs;
+  for (const asset of assets) {
+    const inside = Object.keys(inputs).filter((p) => p.startsWith(`${asset.folder}/`) && asset.inputs.includes(p));
+    if (inside.length > 0) throw new Error(`the main bundle holds modules of the ${asset.name} asset: ${inside.join(', ')}`);
+    const both = asset.inputs.filter((p) => p.includes('node_modules/') && inputs[p]).reduce((sum, p) => sum + inputs[p].bytes, 0);
+    log(`${asset.name} asset: ${asset.inputs.length} modules; library code in both it and the main bundle: ${(both / 1024).toFixed(0)} KiB of source`);
+  }
   return result;
 }
 
@@ -257,12 +358,20 @@ async function buildTarget(t) {
   mkdirSync(work, { recursive: true });
   const nativeId = hashFiles(Object.values(t.addons));
   const main = join(work, 'sluice.cjs');
+  const jsAssets = [];
+  for (const asset of JS_ASSETS) {
+    const file = join(work, `${asset.name}.cjs`);
+    jsAssets.push({ ...asset, file, ...(await bundleAsset(asset, file, nativeId)) });
+  }
   // pages is our own addon, loaded by name from src/sea/pages.ts rather than through a shimmed loader.
   const used = new Set(['pages']);
-  await bundle(main, nativeId, used);
+  await bundle(main, nativeId, used, jsAssets);
   const blob = join(work, 'sluice.blob');
   // Only the addons the bundle reaches are carried.
-  const assets = Object.fromEntries(Object.entries(t.addons).filter(([name]) => used.has(name)).map(([name, path]) => [`native/${name}.node`, path]));
+  const assets = {
+    ...Object.fromEntries(Object.entries(t.addons).filter(([name]) => used.has(name)).map(([name, path]) => [`native/${name}.node`, path])),
+    ...Object.fromEntries(jsAssets.map((a) => [`js/${a.name}.js`, a.file])),
+  };
   const seaConfig = { main, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
   run(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -275,7 +384,15 @@ async function buildTarget(t) {
   const { inject } = require('postject');
   await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
   renameSync(tmp, target);
-  return { arch: t.arch, file: target, bytes: statSync(target).size, bundleBytes: statSync(main).size, blobBytes: statSync(blob).size, addons: Object.keys(assets).map((a) => a.replace(/^native\/|\.node$/g, '')) };
+  return {
+    arch: t.arch,
+    file: target,
+    bytes: statSync(target).size,
+    bundleBytes: statSync(main).size,
+    blobBytes: statSync(blob).size,
+    addons: Object.keys(assets).filter((a) => a.startsWith('native/')).map((a) => a.replace(/^native\/|\.node$/g, '')),
+    jsAssets: Object.fromEntries(jsAssets.map((a) => [a.name, statSync(a.file).size])),
+  };
 }
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : (process.env.SLUICE_TARGETS ?? 'x64,arm64').split(',');
@@ -286,7 +403,8 @@ for (const t of targets(wanted)) {
   results.push(await buildTarget(t));
 }
 for (const r of results) {
-  log(`${r.file}: ${(r.bytes / 1048576).toFixed(1)} MiB (bundle ${(r.bundleBytes / 1048576).toFixed(2)} MiB, blob with addons ${(r.blobBytes / 1048576).toFixed(2)} MiB), version ${version}`);
+  const js = Object.entries(r.jsAssets).map(([name, bytes]) => `, ${name} ${(bytes / 1048576).toFixed(2)} MiB`).join('');
+  log(`${r.file}: ${(r.bytes / 1048576).toFixed(1)} MiB (bundle ${(r.bundleBytes / 1048576).toFixed(2)} MiB${js}, blob with addons ${(r.blobBytes / 1048576).toFixed(2)} MiB), version ${version}`);
 }
 // binaries.json lists what build/out holds (bench and tests read the sizes); a one-target build updates its entry.
 const listFile = join(out, 'binaries.json');

@@ -1,12 +1,15 @@
 // The single binaries (npm run build:bin), built fresh into a temporary directory with a stamped
 // version and run as a user would: x64 natively, arm64 under qemu-user-static. Each passes the smoke
-// tests: version, check, an import/export round trip and a short run.
+// tests: version, check, an import/export round trip and a short run; and the opcua input and
+// `sluice opcua browse` against the real node-opcua server, from the binary's opcua module, which an
+// agent without an opcua input never evaluates.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOpcuaServer, type OpcuaServer } from '../drivers/opcua/testing/peer.js';
 import { sluice } from './helpers/cli.js';
 import { eventually, freePort, getJson } from './helpers/http.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -45,6 +48,28 @@ afterAll(() => {
   if (outDir) rmSync(outDir, { recursive: true, force: true });
 });
 
+// One OPC UA server for every binary (it takes seconds to start), with its PKI beside it.
+let opcuaRoot = '';
+let opcua: OpcuaServer | undefined;
+beforeAll(async () => {
+  opcuaRoot = mkdtempSync(join(tmpdir(), 'sluice-bin-opcua-'));
+  opcua = await startOpcuaServer({ pki: join(opcuaRoot, 'pki') });
+}, 90_000);
+afterAll(async () => {
+  await opcua?.stop();
+  if (opcuaRoot) rmSync(opcuaRoot, { recursive: true, force: true });
+});
+const server = (): OpcuaServer => {
+  if (!opcua) throw new Error('the OPC UA test server did not start');
+  return opcua;
+};
+
+/** The binary's opcua module in a /metrics text: its size once evaluated, undefined if it never was. */
+const opcuaModuleBytes = (metrics: string): number | undefined => {
+  const m = /^sluice_binary_module_loaded_bytes\{module="opcua"\} (\d+)$/m.exec(metrics);
+  return m ? Number(m[1]) : undefined;
+};
+
 /** Runs a binary (arm64 through qemu) with a private native-addon cache unless `env` says otherwise. */
 function runner(b: () => Binary, cacheDir: () => string) {
   const command = (args: string[]): [string, string[]] => (b().arch === 'arm64' ? [QEMU, [b().file, ...args]] : [b().file, args]);
@@ -68,6 +93,23 @@ function runner(b: () => Binary, cacheDir: () => string) {
     spawn(args: string[]) {
       const [cmd, argv] = command(args);
       return spawn(cmd, argv, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    },
+    /** `run -c cfg` with its output collected; stop() sends SIGTERM and resolves with the exit code. */
+    agent(cfg: string) {
+      const child = this.spawn(['run', '-c', cfg]);
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      return {
+        output: () => output,
+        /** Whole log lines (the last piece may be half a line still being written). */
+        lines: () => output.split('\n').slice(0, -1).map((l) => JSON.parse(l) as { msg: string; level: number } & Record<string, unknown>),
+        stop: () => {
+          child.kill('SIGTERM');
+          return exited;
+        },
+      };
     },
   };
 }
@@ -193,6 +235,9 @@ describe.each(['x64', 'arm64'] as const)('sluice-linux-%s', (arch) => {
       }
       const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
       expect(metrics).toContain(`sluice_build_info{version="${VERSION}",node="`);
+      // No opcua input: node-opcua stays unevaluated in the binary (the opcua test below sees the metric).
+      expect(metrics).toContain('# TYPE sluice_binary_module_loaded_bytes gauge');
+      expect(opcuaModuleBytes(metrics)).toBeUndefined();
 
       // Ten seconds in, the read-only segments of the executable are unmapped (src/sea/pages.ts): most
       // of the file, and the process's file-backed memory falls. The agent runs on, storing points, on
@@ -222,6 +267,108 @@ describe.each(['x64', 'arm64'] as const)('sluice-linux-%s', (arch) => {
     expect(lines.filter((l) => l.level >= 40)).toEqual([]);
     const st = bin.run(['status', '--data-dir', join(dir, 'data'), '--json']);
     expect(JSON.parse(st.stdout).points).toBeGreaterThanOrEqual(6);
+  }, 120_000);
+
+  it('runs an opcua input from its opcua module: exact 64-bit values, bad statuses counted, a full store\'s refusals counted quietly', async () => {
+    const opcua = server();
+    const sourceMs = 1714564800123;
+    await opcua.set('Double', 21.5, { sourceMs });
+    // Beyond 2^53, and the UInt64 under a validation rule: the rule takes it for a number only if it is
+    // the main bundle's Unsigned (instanceof); a copy of the class in the opcua module would be no
+    // number to it, and never valid, so the value would be dropped.
+    await opcua.set('Int64', '-9007199254740993', { sourceMs });
+    await opcua.set('UInt64', '18446744073709551615', { sourceMs });
+    await opcua.set('Float', 1.5, { status: 'BadSensorFailure', sourceMs });
+    const dir = tmpDir();
+    const config = (name: string, port: number, extra: string) => {
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(
+        file,
+        [
+          'version: 1',
+          `agent: { id: gw-${arch}, data_dir: ${join(dir, name)}, commit_interval: 200ms }`,
+          `http: { listen: "127.0.0.1:${port}" }`,
+          extra,
+          'inputs:',
+          '  line3:',
+          '    type: opcua',
+          `    url: ${opcua.url}`,
+          '    publishing_interval: 100ms',
+          '    nodes:',
+          '      - { name: d, node_id: "ns=1;s=Test.Double" }',
+          '      - { name: i, node_id: "ns=1;s=Test.Int64" }',
+          '      - { name: u, node_id: "ns=1;s=Test.UInt64" }',
+          '      - { name: f, node_id: "ns=1;s=Test.Float" }',
+          '',
+        ].join('\n'),
+      );
+      return file;
+    };
+    interface InputStatus {
+      points: number;
+      errors: number;
+      refused: number;
+      counters: Record<string, number>;
+    }
+    const status = async (port: number) => (await getJson<{ points: number; inputs: Record<string, InputStatus> }>(`http://127.0.0.1:${port}/api/status`)).body;
+
+    type Agent = ReturnType<typeof bin.agent>;
+    const withOutput = (agent: Agent) => (err: Error) => {
+      throw new Error(`${err.message}; the agent's output:\n${agent.output()}`);
+    };
+
+    const port = await freePort();
+    const agent = bin.agent(config('data', port, 'rules: { validate: [{ measurement: line3, field: u, min: 0 }] }'));
+    let metrics = '';
+    let exitCode: number | null;
+    try {
+      // Stored (the store's count), not only produced, before the agent stops.
+      const input = await eventually(
+        async () => {
+          const s = await status(port);
+          return s.points >= 1 && s.inputs.line3.counters.status_BadSensorFailure >= 1 && s.inputs.line3;
+        },
+        90_000,
+        `the opcua input's first values in the ${arch} binary`,
+      ).catch(withOutput(agent));
+      expect(input).toMatchObject({ points: 1, errors: 1, refused: 0, counters: { items_created: 4, items_failed: 0, status_BadSensorFailure: 1 } });
+      metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+    } finally {
+      exitCode = await agent.stop();
+    }
+    expect(exitCode).toBe(0);
+    expect(opcuaModuleBytes(metrics)).toBeGreaterThan(1048576);
+    // The bad Float is not stored; the others are, exactly, at their source time.
+    const exported = bin.run(['export', '--data-dir', join(dir, 'data'), '--measurement', 'line3', '--precision', 'ms']);
+    expect(exported.stderr).toBe('');
+    expect(exported.stdout).toBe(`line3 d=21.5,i=-9007199254740993i,u=18446744073709551615u ${sourceMs}\n`);
+    const lines = agent.lines();
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['sluice started', 'connected to the OPC UA server', 'sluice stopped']));
+    expect(lines.filter((l) => l.level >= 40).map((l) => [l.msg, l.status])).toEqual([['values of this node are not stored while its status is not Good', 'BadSensorFailure']]);
+
+    // A store too small for any point refuses every write as full (a SinkRefusal of the main bundle):
+    // the input counts the points refused and logs nothing, as it would if it could not tell a refusal.
+    const fullPort = await freePort();
+    const full = bin.agent(config('full', fullPort, 'buffer: { max_size: 64KiB, when_full: drop_newest }'));
+    try {
+      await eventually(async () => (await status(fullPort)).inputs.line3.refused >= 1, 90_000, 'points refused by a full store').catch(withOutput(full));
+    } finally {
+      exitCode = await full.stop();
+    }
+    expect(exitCode).toBe(0);
+    expect(full.lines().filter((l) => l.level >= 50)).toEqual([]);
+  }, 240_000);
+
+  it('sluice opcua browse lists the server\'s nodes with their data types', () => {
+    const r = bin.run(['opcua', 'browse', server().url, '--node', 'ns=1;s=Test', '--depth', '1']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n')[0]).toMatch(/^name +node_id +class +data_type$/);
+    expect(r.stdout).toMatch(/^UInt64 +ns=1;s=Test\.UInt64 +Variable +UInt64$/m);
+    expect(r.stdout).toMatch(/^Structure +ns=1;s=Test\.Structure +Variable +BuildInfo$/m);
+    const refused = bin.run(['opcua', 'browse', `opc.tcp://127.0.0.1:1/sluice`]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^sluice: opcua browse opc\.tcp:\/\/127\.0\.0\.1:1\/sluice: /);
   }, 120_000);
 
   it('writes its native addons once, to a private cache', () => {

@@ -1,7 +1,8 @@
 // The opcua input against a real OPC UA server (node-opcua's own, in a child process, testing/server.mjs):
 // every type exact, both modes, deadband, statuses, credentials, signed and encrypted channels with
-// certificates, and the server killed and started again under a running input. One server serves the
-// whole file (it takes seconds to start); the restart test runs last.
+// certificates, and the session's life: a quiet connection, the session expired by the server,
+// secure channel token renewals, and the server killed and started again under a running input. One
+// server serves the whole file (it takes seconds to start); the restart test runs last.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -261,6 +262,58 @@ describe('opcua input', () => {
     expect(browse.stdout.split('\n')[0]).toMatch(/^name +node_id +class +data_type$/);
     expect(browse.stdout).toMatch(/^UInt64 +ns=1;s=Test\.UInt64 +Variable +UInt64$/m);
     expect(sluice(['opcua', 'browse', 'http://x']).status).toBe(64);
+  });
+
+  it('a quiet connection stays up: nothing changes for three timeouts, subscribed or polled more slowly than the timeout', async () => {
+    await server.set('Double', 40);
+    // With node-opcua's default keep-alive pings (after 10 s of silence) the socket closed itself after
+    // 2 s without traffic here, over and over; a subscription's keep-alives alone come every 10 s.
+    const subscribed = await run(['publishing_interval: 100ms', 'timeout: 2s', 'nodes:', node('d', 'Double')]);
+    const polled = await run(['mode: poll', 'interval: 5s', 'timeout: 2s', 'nodes:', node('d', 'Double')]);
+    await until(() => subscribed.rec.values('d').includes(40) && polled.rec.values('d').includes(40), 'the first values');
+    await sleep(6000);
+    await server.set('Double', 41);
+    await until(() => subscribed.rec.values('d').includes(41) && polled.rec.values('d').includes(41), 'the value after the quiet time');
+    for (const { input, rec } of [subscribed, polled]) {
+      expect(input.stats().counters).toMatchObject({ connects: 1, connection_losses: 0, connect_failures: 0 });
+      expect(rec.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
+    }
+  });
+
+  it('the server expires the session while it runs on: a new session, the items created again, one log line per change', async () => {
+    const { input, rec } = await run(['publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')]);
+    await server.set('Double', 30);
+    await until(() => rec.values('d').includes(30), 'a value before the expiry');
+    // The server forgets the session as its watchdog does when a client fell silent; the connection
+    // stays. (Earlier tests may have left sessions of broken connections behind, hence at least one.)
+    expect(await server.expireSessions()).toBeGreaterThanOrEqual(1);
+    await until(() => input.stats().counters.connects === 2, 'the second session', 30_000);
+    await server.set('Double', 31);
+    await until(() => rec.values('d').includes(31), 'a value on the second session');
+    expect(input.stats().counters).toMatchObject({ connects: 2, connection_losses: 1, connect_failures: 0, items_created: 2, items_failed: 0 });
+    expect(warnings(rec, 'connection to the OPC UA server lost').map((l) => l.obj.reason)).toEqual(['the server no longer knew the session (it expired or was closed by the server)']);
+    expect(rec.logs.filter((l) => l.msg === 'connected to the OPC UA server')).toHaveLength(2);
+    expect(rec.logs.filter((l) => l.level === 'error')).toEqual([]);
+    // node-opcua's own repair made a session too; this input closed it with the chain it rebuilt.
+    expect(await server.sessions()).toBe(1);
+  });
+
+  it('secure channel token renewals (2.5 s tokens, SignAndEncrypt) carry the session: every value arrives, nothing is a loss', async () => {
+    // 2.5 s is the shortest lifetime node-opcua's server grants; the client renews at 75 % of it.
+    const { input, rec } = await run(
+      ['security_policy: Basic256Sha256', 'security_mode: SignAndEncrypt', 'trust_server_certificate: true', 'publishing_interval: 100ms', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')],
+      { tuning: { secureTokenLifetimeMs: 2500 } },
+    );
+    const sent: number[] = [];
+    for (let v = 100; input.stats().counters.token_renewals < 4; v++) {
+      await server.set('Double', v);
+      sent.push(v);
+      // Each value waits until the input saw it, so none is sampled away on a slow machine.
+      await until(() => rec.values('d').includes(v), `value ${v}`);
+    }
+    expect(rec.values('d').filter((v) => typeof v === 'number' && v >= 100)).toEqual(sent);
+    expect(input.stats().counters).toMatchObject({ connects: 1, connection_losses: 0, connect_failures: 0, items_created: 1 });
+    expect(rec.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
   });
 
   it('the server killed and started again: the session comes back, the items are created again, one log line per change', async () => {

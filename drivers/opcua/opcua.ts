@@ -10,6 +10,19 @@
 // after a delay from the project's backoff (src/core/backoff.ts). Every state change is counted and
 // logged once; the agent is never restarted.
 //
+// Two of node-opcua's own mechanisms stay on and need care:
+// - The socket closes after `timeout` without traffic (node-opcua's transportTimeout). A quiet
+//   connection (a subscription whose values do not change, a poll interval longer than the timeout)
+//   carries only keep-alives, so the session's keep-alive reads come at least every half timeout
+//   (keepAliveInterval: node-opcua reads once nothing was heard for half of it, then again after all
+//   of it). Left to node-opcua's defaults the reads came every 10 s against a 10 s timeout, and a
+//   quiet connection dropped now and then (every 2 s with `timeout: 2s`).
+// - A request the server refuses with BadSessionIdInvalid (it forgot the session: expired, or closed
+//   it) makes node-opcua repair the session in place, a new session with the subscription carried
+//   over or not. That is a broken chain here like any other: its repair events break it.
+// Secure channel token renewals (node-opcua renews at 75 % of the token's lifetime) are no state
+// change: the session and its subscription carry on; they are counted, not logged.
+//
 // Values. Each data change (subscribe) or read result (poll) with a Good status becomes a field named
 // after its node (values.ts has the type rules); a Bad or Uncertain status is not stored, counted by
 // its name (`status_<Name>`) and logged once per node when its status changes.
@@ -53,6 +66,8 @@ export interface OpcuaTuning {
   sessionTimeoutMs: number;
   /** How long stop() waits for the session and subscription to close politely. */
   stopTimeoutMs: number;
+  /** The secure channel token lifetime asked of the server (which may shorten it); renewed at 75 % of it. */
+  secureTokenLifetimeMs: number;
 }
 
 export const DEFAULT_TUNING: OpcuaTuning = {
@@ -61,6 +76,8 @@ export const DEFAULT_TUNING: OpcuaTuning = {
   stableAfterMs: 10_000,
   sessionTimeoutMs: 60_000,
   stopTimeoutMs: 3000,
+  // node-opcua's default.
+  secureTokenLifetimeMs: 600_000,
 };
 
 /** The PKI folder under the data dir: own/ (the client's certificate, made on first start), trusted/, rejected/. */
@@ -145,7 +162,7 @@ export class OpcuaInput implements Input {
       errors: 0,
       refused: 0,
       lastPointMs: null,
-      counters: { connects: 0, connect_failures: 0, connection_losses: 0, items_created: 0, items_failed: 0, values_unsupported: 0, reads: 0 },
+      counters: { connects: 0, connect_failures: 0, connection_losses: 0, token_renewals: 0, items_created: 0, items_failed: 0, values_unsupported: 0, reads: 0 },
     };
   }
 
@@ -237,8 +254,12 @@ export class OpcuaInput implements Input {
         securityPolicy: SecurityPolicy[this.config.security_policy],
         endpointMustExist: false,
         keepSessionAlive: true,
+        // Keep-alive reads at least every half timeout, so the socket is never idle for a whole one
+        // (see the header), and well within the session timeout.
+        keepAliveInterval: Math.floor(Math.min(timeoutMs / 2, (2 * this.tuning.sessionTimeoutMs) / 3)),
         requestedSessionTimeout: this.tuning.sessionTimeoutMs,
         transportTimeout: timeoutMs,
+        defaultSecureTokenLifetime: this.tuning.secureTokenLifetimeMs,
         // This input reconnects itself (see the header comment).
         connectionStrategy: { maxRetry: 0, initialDelay: 1000, maxDelay: 1000 },
       });
@@ -247,12 +268,21 @@ export class OpcuaInput implements Input {
       const lost = (why: string) => () => this.lose(chain!, why);
       client.on('connection_lost', lost('the connection to the OPC UA server was lost'));
       client.on('close', lost('the connection to the OPC UA server closed'));
+      client.on('security_token_renewed', () => {
+        if (!chain!.broken) this.count('token_renewals');
+      });
       await within(client.connect(this.config.url), timeoutMs, 'connecting');
       if (this.stopping || chain.broken) return;
       const session = await within(client.createSession(identity), timeoutMs, 'creating the session');
       chain.session = session;
       session.on('session_closed', lost('the server closed the session'));
       session.on('keepalive_failure', lost('the session keep-alive failed'));
+      // node-opcua's repair of a session the server no longer knew (see the header): done or given up,
+      // the chain is rebuilt here.
+      const forgotten = lost('the server no longer knew the session (it expired or was closed by the server)');
+      session.on('session_repaired', forgotten);
+      session.on('session_repaired_failed', forgotten);
+      session.on('session_restored', forgotten);
       if (this.stopping || chain.broken) return;
       if (this.config.mode === 'subscribe') await this.subscribe(chain, session);
       else this.schedulePoll(chain, session, 0);

@@ -3,6 +3,7 @@
 // histogram. A registry per endpoint, not prom-client's global one: tests run several agents at once.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerRulesMetrics } from '../rules/metrics.js';
+import { loadedJsAssets } from '../sea/js-asset.js';
 import { VERSION } from '../version.js';
 import type { OutputStats } from '../core/component.js';
 import type { AgentProbe } from './probe.js';
@@ -35,6 +36,17 @@ export function createMetrics(probe: AgentProbe): Registry {
     registers,
     collect() {
       this.set({ version: VERSION, node: process.versions.node, arch: process.arch }, 1);
+    },
+  });
+
+  new Gauge({
+    name: 'sluice_binary_module_loaded_bytes',
+    help: 'Modules the single binary carries apart from its main script (opcua: node-opcua and the opcua driver), by source size, once this process has evaluated them. None under plain Node.',
+    labelNames: ['module'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [name, m] of loadedJsAssets()) this.set({ module: name }, m.bytes);
     },
   });
 

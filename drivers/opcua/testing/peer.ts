@@ -26,6 +26,10 @@ export interface OpcuaServer {
   proc: ChildProcess;
   set(node: string, value: unknown, options?: { status?: string; sourceMs?: number }): Promise<void>;
   tick(from: number, count: number, value: number): Promise<void>;
+  /** Every session times out now, as when its client has been silent too long; resolves with how many there were. */
+  expireSessions(): Promise<number>;
+  /** How many sessions the server holds. */
+  sessions(): Promise<number>;
   /** SIGKILL: the server vanishes without closing anything, as a crashed or powered-off one does. */
   kill(): Promise<void>;
   stop(): Promise<void>;
@@ -59,14 +63,16 @@ export async function startOpcuaServer(spec: OpcuaServerSpec, startTimeoutMs = 6
       resolve(JSON.parse(line) as { certificate: string });
     });
   });
-  let queue = Promise.resolve();
-  const command = (cmd: object) => {
-    const answer = (queue = queue.then(async () => {
+  let queue: Promise<unknown> = Promise.resolve();
+  const command = (cmd: object): Promise<Record<string, unknown>> => {
+    const answer = queue.then(async () => {
       const reply = next();
       proc.stdin!.write(JSON.stringify(cmd) + '\n');
-      const r = JSON.parse(await reply) as { ok: boolean; error?: string };
+      const r = JSON.parse(await reply) as { ok: boolean; error?: string } & Record<string, unknown>;
       if (!r.ok) throw new Error(`server command ${JSON.stringify(cmd)}: ${r.error}`);
-    }));
+      return r;
+    });
+    queue = answer.catch(() => undefined);
     return answer;
   };
   return {
@@ -74,8 +80,10 @@ export async function startOpcuaServer(spec: OpcuaServerSpec, startTimeoutMs = 6
     url: `opc.tcp://127.0.0.1:${port}/sluice`,
     certificate: ready.certificate,
     proc,
-    set: (node, value, options = {}) => command({ set: { node, value, status: options.status, source_ms: options.sourceMs } }),
-    tick: (from, count, value) => command({ tick: { from, count, value } }),
+    set: async (node, value, options = {}) => void (await command({ set: { node, value, status: options.status, source_ms: options.sourceMs } })),
+    tick: async (from, count, value) => void (await command({ tick: { from, count, value } })),
+    expireSessions: async () => (await command({ expire_sessions: {} })).sessions as number,
+    sessions: async () => (await command({ sessions: {} })).sessions as number,
     kill: () => stopPeer(proc, 'SIGKILL', 1000),
     stop: () => stopPeer(proc, 'SIGTERM', 5000),
   };

@@ -5,6 +5,9 @@
 // stdout when it listens, then takes commands as JSON lines on stdin, answering each with a line:
 //   {"set": {"node": "Double", "value": 1.5, "status"?: "UncertainLastUsableValue", "source_ms"?: n}}
 //   {"tick": {"from": 0, "count": 100, "value": 3.5}}   (Bench items)
+//   {"expire_sessions": {}}   every session times out now, as the server's session watchdog times one
+//                             out (its subscriptions are kept for a transfer); answers {"ok":true,"sessions":n}
+//   {"sessions": {}}          answers {"ok":true,"sessions":n}: the sessions the server holds
 // Int64/UInt64 values are strings of decimal digits (JSON numbers cannot hold them).
 import {
   DataType,
@@ -108,7 +111,17 @@ process.stdout.write(
   JSON.stringify({ ready: true, port: server.endpoints[0].port, url: server.getEndpointUrl(), certificate: server.certificateFile }) + '\n',
 );
 
+/** Runs one command; returns the reply's fields beyond `ok`, if any. */
 function apply(cmd) {
+  if (cmd.sessions) return { sessions: Object.keys(server.engine._sessions).length };
+  if (cmd.expire_sessions) {
+    // The engine keeps no public list of its sessions (hence _sessions). "timeout" is what a session's
+    // own watchdog emits when its client has been silent for the session timeout; the engine's
+    // handler closes the session the way an expiry does.
+    const sessions = Object.values(server.engine._sessions);
+    for (const session of sessions) session.emit('timeout');
+    return { sessions: sessions.length };
+  }
   if (cmd.set) {
     const { node, value, status, source_ms: sourceMs } = cmd.set;
     const entry = variables.get(node);
@@ -127,8 +140,7 @@ function apply(cmd) {
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   try {
-    apply(JSON.parse(line));
-    process.stdout.write('{"ok":true}\n');
+    process.stdout.write(JSON.stringify({ ok: true, ...apply(JSON.parse(line)) }) + '\n');
   } catch (err) {
     process.stdout.write(JSON.stringify({ ok: false, error: String(err) }) + '\n');
   }
