@@ -1,11 +1,13 @@
 // The opcua input against a real OPC UA server (node-opcua's own, in a child process, testing/server.mjs):
 // every type exact, both modes, deadband, statuses, credentials, signed and encrypted channels with
-// certificates, and the session's life: a quiet connection, the session expired by the server,
+// certificates, and the session's life: a quiet connection, the session expired by the server (subscribed
+// and polled), a network that drops without a word (a relay that falls silent),
 // secure channel token renewals, and the server killed and started again under a running input. One
 // server serves the whole file (it takes seconds to start); the restart test runs last.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Unsigned } from '../../src/core/point.js';
@@ -51,6 +53,51 @@ function mkdirIn(name: string): string {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * A TCP relay to 127.0.0.1:`targetPort` that can fall silent: down() stops forwarding on every
+ * connection, old and new, without closing any; up() forwards again on connections made after it
+ * (the ones from before stay dead, as connections through a rebooted router do).
+ */
+async function silentRelay(targetPort: number): Promise<{ port: number; down(): void; up(): void; close(): void }> {
+  let generation = 0;
+  let silent = false;
+  const sockets = new Set<Socket>();
+  const relay = createServer((client) => {
+    const born = generation;
+    const live = () => !silent && born === generation;
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (d: Buffer) => {
+      if (live()) upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      if (live()) client.write(d);
+    });
+    // A clean close passes through only while the network is up: a dead one says nothing.
+    client.on('end', () => live() && upstream.end());
+    upstream.on('end', () => live() && client.end());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (relay.address() as AddressInfo).port,
+    down: () => {
+      silent = true;
+    },
+    up: () => {
+      generation++;
+      silent = false;
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      relay.close();
+    },
+  };
 }
 
 const node = (name: string, id: string, extra = '') => `  - { name: ${name}, node_id: "ns=1;s=Test.${id}"${extra} }`;
@@ -296,6 +343,44 @@ describe('opcua input', () => {
     expect(rec.logs.filter((l) => l.level === 'error')).toEqual([]);
     // node-opcua's own repair made a session too; this input closed it with the chain it rebuilt.
     expect(await server.sessions()).toBe(1);
+  });
+
+  it('poll mode: the server expires the session, the next read finds out, a new session carries on', async () => {
+    const { input, rec } = await run(['mode: poll', 'interval: 200ms', 'nodes:', node('d', 'Double')]);
+    await server.set('Double', 50);
+    await until(() => rec.values('d').includes(50), 'a value before the expiry');
+    expect(await server.expireSessions()).toBeGreaterThanOrEqual(1);
+    await until(() => input.stats().counters.connects === 2, 'the second session', 30_000);
+    await server.set('Double', 51);
+    await until(() => rec.values('d').includes(51), 'a value on the second session');
+    expect(input.stats().counters).toMatchObject({ connects: 2, connection_losses: 1, connect_failures: 0 });
+    expect(warnings(rec, 'connection to the OPC UA server lost')).toHaveLength(1);
+    expect(rec.logs.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('the network drops without a word (no FIN, no RST) and comes back: the silence is noticed, the session comes back', async () => {
+    // Between the input and the server, a TCP relay that can go silent: while it is "down" it forwards
+    // nothing either way and closes nothing, as a pulled cable or a dead router does.
+    const relay = await silentRelay(server.port);
+    try {
+      const rec = recording(mkdirIn(`data-drop-${Date.now()}`));
+      const input = new OpcuaInput(opcuaConfig([`url: opc.tcp://127.0.0.1:${relay.port}`, 'publishing_interval: 100ms', 'timeout: 2s', 'nodes:', node('d', 'Double', ', sampling_interval: 50ms')]), rec.ctx, FAST);
+      running.push(input);
+      await input.start();
+      await server.set('Double', 60);
+      await until(() => rec.values('d').includes(60), 'a value before the drop');
+      relay.down();
+      await until(() => input.stats().counters.connection_losses === 1, 'the silence noticed', 30_000);
+      await sleep(1000); // reconnects into the silence
+      relay.up();
+      await until(() => input.stats().counters.connects >= 2, 'a session after the network came back', 60_000);
+      await server.set('Double', 61);
+      await until(() => rec.values('d').includes(61), 'a value after the network came back');
+      expect(warnings(rec, 'connection to the OPC UA server lost')).toHaveLength(1);
+      expect(rec.logs.filter((l) => l.level === 'error')).toEqual([]);
+    } finally {
+      relay.close();
+    }
   });
 
   it('secure channel token renewals (2.5 s tokens, SignAndEncrypt) carry the session: every value arrives, nothing is a loss', async () => {
