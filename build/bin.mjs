@@ -24,6 +24,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, r
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compilePagesAddon } from './addon.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // SLUICE_BIN_OUT puts the binaries elsewhere (the tests build into a temporary directory); the cache of
@@ -123,19 +124,9 @@ function findNodeGyp() {
   return found;
 }
 
-/**
- * src/sea/pages.c compiled for a target (the binary drops its start-up pages with it). Node-API only,
- * so this Node's headers serve both architectures. Compiled on every build: it takes a blink.
- */
+/** src/sea/pages.c compiled for a target (the binary drops its start-up pages and re-executes itself with it). Compiled on every build: it takes a blink. */
 function pagesAddon(arch, cc, strip) {
-  const headers = join(dirname(process.execPath), '../include/node');
-  if (!existsSync(join(headers, 'node_api.h'))) throw new Error(`Node's headers are missing (${headers}/node_api.h)`);
-  const dir = join(cache, `pages-${arch}`);
-  mkdirSync(dir, { recursive: true });
-  const addon = join(dir, 'pages.node');
-  run(cc, ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', `-I${headers}`, '-o', addon, join(root, 'src/sea/pages.c')]);
-  run(strip, ['--strip-unneeded', addon]);
-  return addon;
+  return compilePagesAddon({ cc, strip, out: join(cache, `pages-${arch}`, 'pages.node') });
 }
 
 function serialportPrebuild(dirName, file) {

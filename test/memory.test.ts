@@ -3,7 +3,8 @@
 // and a broker backlog far larger than the intake budget (a sixteenth of the limit) is drained by holding intake back and resuming,
 // with every message stored once. Not timed: the figures (RSS, messages/s) are in bench/.
 import { connectAsync } from 'mqtt';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sluice, sluiceSpawn } from './helpers/cli.js';
@@ -58,7 +59,47 @@ async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, w
   }
 }
 
+/** Pids whose parent is `pid` (from /proc/<pid>/stat). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
 describe('bounded memory (built CLI, Node defaults)', () => {
+  it('`sluice run` under node executes itself with its limits: one process, the pid it was started as', async () => {
+    // The addon npm install compiles for this Node (build/addon.mjs); CI has a C compiler and Node's headers.
+    const addon = fileURLToPath(new URL('../build/out/node-addon/pages.node', import.meta.url));
+    if (!existsSync(addon)) throw new Error(`${addon} is missing: npm ci builds it (needs cc and Node's headers beside node)`);
+    const dir = tmpDir();
+    const port = await freePort();
+    const config = join(dir, 'sluice.yaml');
+    writeFileSync(config, `version: 1\nagent: { id: one, memory_limit: 80MiB }\ninputs: { sim: { type: simulator, series: 2, interval: 100ms } }\nhttp: { listen: "127.0.0.1:${port}" }\n`);
+    const agent = startAgent(config, join(dir, 'data'));
+    const st = await poll(
+      () => fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.json() as Promise<Status & { points: number }>).then((s) => (s.points > 0 ? s : undefined)),
+      30_000,
+      () => `points stored (output: ${agent.output()})`,
+    );
+    expect(st.memory.heap_limit_bytes).toBeGreaterThanOrEqual(80 * MiB);
+    expect(st.memory.heap_limit_bytes).toBeLessThan(96 * MiB);
+    expect(childrenOf(agent.child.pid!)).toEqual([]);
+    // Ours first; a user's own NODE_OPTIONS (the test runner's, if any) after them.
+    const nodeOptions = readFileSync(`/proc/${agent.child.pid}/environ`, 'utf8').split('\0').find((v) => v.startsWith('NODE_OPTIONS='));
+    expect(nodeOptions?.startsWith('NODE_OPTIONS=--max-old-space-size=80 --max-semi-space-size=1')).toBe(true);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    expect(agent.output()).toContain('"msg":"sluice stopped"');
+  });
+
   it('drains a backlog many times its intake budget: holds back, resumes, stores every message once', async () => {
     const dir = tmpDir();
     const dataDir = join(dir, 'data');

@@ -16,14 +16,15 @@
 // without proper locking in place", Node 20.20, by hand and in the binary), and Modbus RTU uses the
 // same addon.
 //
-// How, in the single binary: execve of itself (its own addon, src/sea/pages.c; Node 20 has no
-// process.execve). Same pid, no process left waiting: no 15 MB parent, no file pages mapped twice,
-// and the supervisor's pid is the agent's. If the kernel refuses (an arm64 binary under qemu-user
-// without binfmt_misc cannot execute its own file), the agent says so once and runs here with Node's
-// defaults rather than not at all.
+// How: execve of itself, with the project's own addon (src/sea/pages.c; Node 20 has no
+// process.execve): in the single binary from its assets, under node (bin/sluice.js, npx) the one
+// `npm install` compiled for that Node (build/addon.mjs). Same pid, no process left waiting: no
+// 12–15 MB parent, no file pages mapped twice, and the supervisor's pid is the agent's. If the kernel
+// refuses (an arm64 binary under qemu-user without binfmt_misc cannot execute its own file), the
+// binary says so once and runs here with Node's defaults rather than not at all.
 //
-// Under node (bin/sluice.js, npx), where no addon of ours is built: a child with the limits, and this
-// process waits for it. So supervisors see one well-behaved service:
+// Under node without the addon (the install had no C compiler or no Node headers): a child with the
+// limits, and this process waits for it. So supervisors see one well-behaved service:
 // - it forwards SIGINT, SIGTERM and SIGHUP and exits with the child's status (128 + signal when the
 //   child died of one), so EXIT_RESTART (75) and config errors (78) reach systemd unchanged;
 // - systemd signals every process of the unit, so the child gets SIGTERM twice: run.ts keeps its
@@ -75,18 +76,22 @@ function limitedEnv(memoryLimitBytes: number): NodeJS.ProcessEnv {
  */
 export function runWithOwnLimits(argv: readonly string[], memoryLimitBytes: number): Promise<number | undefined> {
   const env = limitedEnv(memoryLimitBytes);
+  // The binary is its own program; under node, the script (bin/sluice.js or dist/sluice.js) comes first.
+  const args = sea.isSea() ? [...argv] : [...process.execArgv, process.argv[1], ...argv];
+  let failure: string | undefined;
+  try {
+    const errno = execSelf(args, env);
+    if (errno !== undefined) failure = Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+  } catch (err) {
+    failure = (err as Error).message;
+  }
   if (sea.isSea()) {
-    let failure: string;
-    try {
-      const errno = execSelf(argv, env);
-      failure = errno === undefined ? 'not supported here' : (Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`);
-    } catch (err) {
-      failure = (err as Error).message;
-    }
-    process.stderr.write(`sluice: could not start again with the memory limits (${failure}); running with Node's default heap limits\n`);
+    process.stderr.write(`sluice: could not start again with the memory limits (${failure ?? 'no addon'}); running with Node's default heap limits\n`);
     return Promise.resolve(undefined);
   }
-  const args = [...process.execArgv, process.argv[1], ...argv];
+  // Under node without the addon (npm install could not compile it) this is the way; with it, only
+  // when the kernel refused.
+  if (failure !== undefined) process.stderr.write(`sluice: could not start again in place with the memory limits (${failure}); starting the agent as a child\n`);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env });
     const forward = (signal: NodeJS.Signals) => child.kill(signal);

@@ -15,8 +15,11 @@
 // Only segments that are never writable are dropped (src/sea/pages.c): MADV_DONTNEED on a private
 // mapping throws away copied-on-write pages (relocated data), and those are not in the file to come
 // back from.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/component.js';
 import { loadAddon } from './native.js';
 
@@ -36,14 +39,38 @@ interface PagesAddon {
   execve(path: string, argv: string[], env: string[]): number;
 }
 
+let nodeAddon: PagesAddon | null | undefined;
+
 /**
- * Replaces the running single binary with itself (same pid), `args` after the program name and `env`
- * as its whole environment. Returns only when that failed: the errno, or undefined under plain Node,
- * which has no way to do it (the addon travels only in the binary; Node 20 has no process.execve).
+ * The addon: the binary's own (an asset, src/sea/native.ts); under node the one `npm install` compiled
+ * for this Node (build/addon.mjs) in the package's build/out, when it could. Undefined without one.
+ */
+function pagesAddon(): PagesAddon | undefined {
+  if (process.platform !== 'linux') return undefined;
+  if (sea.isSea()) return loadAddon('pages') as PagesAddon;
+  if (nodeAddon === undefined) {
+    nodeAddon = null;
+    // Up from this module (src/sea, or dist/ once bundled) to the package root, the first folder with a package.json.
+    for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+      if (existsSync(join(dir, 'package.json'))) {
+        const file = join(dir, 'build/out/node-addon/pages.node');
+        if (existsSync(file)) nodeAddon = createRequire(import.meta.url)(file) as PagesAddon;
+        break;
+      }
+      if (dirname(dir) === dir) break;
+    }
+  }
+  return nodeAddon ?? undefined;
+}
+
+/**
+ * Replaces the running process with its own executable (same pid): `args` after the program name
+ * (under node the script and its arguments), `env` as its whole environment. Returns only when that
+ * failed: the errno, or undefined where there is no addon (Node 20 has no process.execve).
  */
 export function execSelf(args: readonly string[], env: NodeJS.ProcessEnv): number | undefined {
-  if (!sea.isSea() || process.platform !== 'linux') return undefined;
-  const addon = loadAddon('pages') as PagesAddon;
+  const addon = pagesAddon();
+  if (!addon) return undefined;
   const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   return addon.execve(process.execPath, [process.argv0 || process.execPath, ...args], envList);
 }
@@ -58,12 +85,12 @@ function rssFileKb(): number {
 }
 
 /**
- * Drops the start-up pages of the running single binary. Undefined under plain Node: its executable is
- * shared with every other Node program on the machine, and the addon travels only in the binary.
+ * Drops the start-up pages of the running executable: the binary, or node (the mapping is this
+ * process's own; other Node programs keep theirs). Undefined where there is no addon.
  */
 export function dropStartupPages(): PageRelease | undefined {
-  if (!sea.isSea() || process.platform !== 'linux') return undefined;
-  const addon = loadAddon('pages') as PagesAddon;
+  const addon = pagesAddon();
+  if (!addon) return undefined;
   const fileKbBefore = rssFileKb();
   const released = addon.releaseExecutablePages();
   return { ...released, fileKbBefore, fileKbAfter: rssFileKb() };
