@@ -1,8 +1,9 @@
 // Memory in the modes a user starts the agent, Node's defaults, no NODE_OPTIONS in the environment
 // (the agent sets its own limits from agent.memory_limit, default 96MiB: src/cli/limits.ts):
-//   node       `node bin/sluice.js run` by hand: the agent is a child, its parent waits
-//   binary     the single binary (built fresh for x64 into bench/out/bin): it executes itself again
-//              with the limits, one process
+//   node       `node bin/sluice.js run` by hand
+//   binary     the single binary (built fresh for x64 into bench/out/bin)
+// Both execute themselves again with the limits, one process (under node with the addon npm install
+// compiled; where it could not, the agent is a child and its parent waits: the tree is summed).
 // SLUICE_BENCH_MEMORY_LAUNCHER=node|binary runs one. Every figure is of the whole process tree, from
 // /proc/<pid>/smaps_rollup and /status (bench/proc.mjs):
 //   RSS        resident pages of the tree; peak = the sum of each process's VmHWM
