@@ -8,9 +8,9 @@ import { runStagedBinary } from '../fleet/launcher.js';
 import { releaseStartupPages } from '../sea/pages.js';
 
 /**
- * The binary's start-up pages (src/sea/pages.ts) go twice: as soon as the agent has started (config
- * validated, drivers loaded, store opened: a broker's backlog drained at once would otherwise run with
- * all of them mapped), and when the first commits, compactions and rollups are done.
+ * The executable's start-up pages (src/sea/pages.ts) go at start (before and after the inputs start: a
+ * broker's backlog drained at once would otherwise run with all of them mapped), and again when the
+ * first commits, compactions and rollups are done.
  */
 const RELEASE_STARTUP_PAGES_AGAIN_AFTER_MS = 10_000;
 
@@ -35,17 +35,21 @@ export async function runAgentCommand(opts: { configFile?: string; dataDir?: str
   agent.control = fleet;
   log.info({ version: VERSION, config: opts.configFile ?? '(embedded default)', source: boot.source }, 'starting');
   const stopped = new Promise<string>((resolve) => {
-    // on, not once: under systemd the signal comes twice (to this process and forwarded by the parent
-    // that set the memory limits, src/cli/limits.ts); a second one must not kill the agent mid-stop.
+    // on, not once: where the agent runs as a child (src/cli/limits.ts, without the addon) the signal
+    // under systemd comes twice (to this process and forwarded by the parent); a second one must not
+    // kill the agent mid-stop.
     process.on('SIGINT', () => resolve('SIGINT'));
     process.on('SIGTERM', () => resolve('SIGTERM'));
     restart = () => resolve('restart');
   });
+  const memoryLog = log.child({ component: 'memory' });
+  // Before the inputs start (what Node's start-up and the config's validation touched), after (what
+  // opening the store and starting the drivers did), and once more later.
+  releaseStartupPages(memoryLog);
   await agent.start();
   fleet.start();
-  const memoryLog = log.child({ component: 'memory' });
-  releaseStartupPages(memoryLog, 'debug');
-  const pagesTimer = setTimeout(() => releaseStartupPages(memoryLog, 'info'), RELEASE_STARTUP_PAGES_AGAIN_AFTER_MS);
+  releaseStartupPages(memoryLog);
+  const pagesTimer = setTimeout(() => releaseStartupPages(memoryLog), RELEASE_STARTUP_PAGES_AGAIN_AFTER_MS);
   pagesTimer.unref();
   const signal = await stopped;
   clearTimeout(pagesTimer);

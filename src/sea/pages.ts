@@ -96,15 +96,18 @@ export function dropStartupPages(): PageRelease | undefined {
   return { ...released, fileKbBefore, fileKbAfter: rssFileKb() };
 }
 
-/** dropStartupPages(), said in the log at `level`; a failure is logged and changes nothing else. */
-export function releaseStartupPages(log: Logger, level: 'info' | 'debug' = 'info'): void {
+/**
+ * dropStartupPages(), said in the log at debug level (memory hygiene: the log stays quiet in steady
+ * state); a failure is logged and changes nothing else.
+ */
+export function releaseStartupPages(log: Logger): void {
   try {
     const released = dropStartupPages();
     if (!released) return;
     const mb = (kb: number) => Math.round(kb / 102.4) / 10;
     const fields = { segments: released.segments, segments_mb: mb(released.bytes / 1024), file_mb_before: mb(released.fileKbBefore), file_mb_after: mb(released.fileKbAfter) };
     if (released.errno !== 0) log.warn({ ...fields, errno: released.errno }, 'the kernel kept some start-up pages of the executable');
-    else log[level](fields, 'start-up pages of the executable released');
+    else log.debug(fields, 'start-up pages of the executable released');
   } catch (err) {
     // Memory hygiene, not function: the agent runs on with the pages mapped.
     log.warn({ err }, 'could not release the start-up pages of the executable');
