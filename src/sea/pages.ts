@@ -1,12 +1,14 @@
-// The single binary hands back the pages of its own executable that only start-up used.
+// The agent hands back the pages of its own executable that only start-up used (the single binary's,
+// or node's under `node bin/sluice.js`, with the addon npm install compiled), and this module is how
+// `sluice run` executes itself again with its heap limits (src/cli/limits.ts).
 //
 // The binary is Node plus the bundle, 87 MB on disk. Starting touches a large part of it: Node's
 // bootstrap and module loader, the 2 MB bundle read out of the SEA note, the paths that config
 // validation and the drivers' first calls take once. The kernel keeps those clean file pages mapped
 // until memory pressure reclaims them, and they count in RSS: measured at 10k points/s, 44–55 MB of
 // the executable stayed mapped (more when the file sat in the page cache, from fault-around), of which
-// steady state maps back 24–28 MB. Once the agent has started, and again ten seconds later (after the
-// first commits, compactions and rollups: src/cli/run.ts), it asks the kernel to unmap the
+// steady state maps back 24–28 MB. Before and after the inputs start, and again ten seconds later
+// (after the first commits, compactions and rollups: src/cli/run.ts), it asks the kernel to unmap the
 // executable's read-only segments: what it still uses comes back on the next access (a minor fault
 // from the page cache, no disk read), the rest stops counting in its RSS. The pages stay in the page
 // cache, reclaimable as before; what changes is that RSS shows the working set, and that the kernel,
