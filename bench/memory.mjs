@@ -45,14 +45,15 @@ function userEnv(extra = {}) {
 }
 
 /** How each launcher starts `sluice <args>`. The binary is built once per bench run. */
+let binaryBuilt = false;
 const LAUNCHERS = {
   node: () => [process.execPath, [CLI]],
   binary: () => {
     const file = join(BIN_OUT, 'sluice-linux-x64');
-    if (!LAUNCHERS.built) {
+    if (!binaryBuilt) {
       // Its warnings (postject's) stay out of the table; a failed build throws with them.
       execFileSync(process.execPath, [join(ROOT, 'build/bin.mjs'), 'x64'], { cwd: ROOT, env: { ...process.env, SLUICE_BIN_OUT: BIN_OUT }, stdio: ['ignore', 'ignore', 'pipe'] });
-      LAUNCHERS.built = true;
+      binaryBuilt = true;
     }
     return [file, []];
   },

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpcuaServer, type OpcuaServer } from '../drivers/opcua/testing/peer.js';
 import { sluice } from './helpers/cli.js';
 import { eventually, freePort, getJson } from './helpers/http.js';
+import { childrenOf } from './helpers/proc.js';
 import { tmpDir } from './helpers/tmp.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -112,21 +113,6 @@ function runner(b: () => Binary, cacheDir: () => string) {
       };
     },
   };
-}
-
-/** Pids whose parent is `pid` (from /proc/<pid>/stat). */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
 }
 
 const LP = [

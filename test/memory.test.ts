@@ -3,13 +3,14 @@
 // and a broker backlog far larger than the intake budget (a sixteenth of the limit) is drained by holding intake back and resuming,
 // with every message stored once. Not timed: the figures (RSS, messages/s) are in bench/.
 import { connectAsync } from 'mqtt';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sluice, sluiceSpawn } from './helpers/cli.js';
 import { freePort } from './helpers/http.js';
 import { startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { childrenOf } from './helpers/proc.js';
 import { tmpDir } from './helpers/tmp.js';
 
 const MiB = 1024 * 1024;
@@ -36,8 +37,8 @@ interface Status {
   inputs: Record<string, { points: number; counters: Record<string, number> }>;
 }
 
-function startAgent(config: string, dataDir: string) {
-  const child = sluiceSpawn(['run', '-c', config, '--data-dir', dataDir]);
+function startAgent(config: string, dataDir: string, env: NodeJS.ProcessEnv = {}) {
+  const child = sluiceSpawn(['run', '-c', config, '--data-dir', dataDir], { env });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
@@ -59,21 +60,6 @@ async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, w
   }
 }
 
-/** Pids whose parent is `pid` (from /proc/<pid>/stat). */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
-}
-
 describe('bounded memory (built CLI, Node defaults)', () => {
   it('`sluice run` under node executes itself with its limits: one process, the pid it was started as', async () => {
     // The addon npm install compiles for this Node (build/addon.mjs); CI has a C compiler and Node's headers.
@@ -83,7 +69,8 @@ describe('bounded memory (built CLI, Node defaults)', () => {
     const port = await freePort();
     const config = join(dir, 'sluice.yaml');
     writeFileSync(config, `version: 1\nagent: { id: one, memory_limit: 80MiB }\ninputs: { sim: { type: simulator, series: 2, interval: 100ms } }\nhttp: { listen: "127.0.0.1:${port}" }\n`);
-    const agent = startAgent(config, join(dir, 'data'));
+    // Debug level: the releases of the start-up pages (the same addon) are logged there.
+    const agent = startAgent(config, join(dir, 'data'), { SLUICE_LOG_LEVEL: 'debug' });
     const st = await poll(
       () => fetch(`http://127.0.0.1:${port}/api/status`).then((r) => r.json() as Promise<Status & { points: number }>).then((s) => (s.points > 0 ? s : undefined)),
       30_000,
@@ -95,8 +82,17 @@ describe('bounded memory (built CLI, Node defaults)', () => {
     // Ours first; a user's own NODE_OPTIONS (the test runner's, if any) after them.
     const nodeOptions = readFileSync(`/proc/${agent.child.pid}/environ`, 'utf8').split('\0').find((v) => v.startsWith('NODE_OPTIONS='));
     expect(nodeOptions?.startsWith('NODE_OPTIONS=--max-old-space-size=80 --max-semi-space-size=1')).toBe(true);
+    // Node's start-up pages went before and after the inputs started, and node's file-backed memory fell.
+    const releases = agent
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"start-up pages of the executable released"'))
+      .map((l) => JSON.parse(l) as { file_mb_before: number; file_mb_after: number });
+    expect(releases.length).toBeGreaterThanOrEqual(2);
+    expect(releases[0].file_mb_after).toBeLessThan(releases[0].file_mb_before);
     agent.child.kill('SIGTERM');
     expect(await agent.exited).toBe(0);
+    // The log of the process that replaced the one started (its stdout survived the execve).
     expect(agent.output()).toContain('"msg":"sluice stopped"');
   });
 

@@ -239,7 +239,8 @@ export class Intake {
       let values = 0;
       for (const p of decoded.points) {
         this.batch.points.push(p);
-        values += Object.keys(p.fields).length;
+        // Counted without an array per point: this runs for every point received.
+        for (const _field in p.fields) values++;
       }
       this.take(POINT_BYTES * decoded.points.length + FIELD_VALUE_BYTES * values);
       t.points += decoded.points.length;

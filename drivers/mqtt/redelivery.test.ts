@@ -49,6 +49,56 @@ describe('Redeliveries (QoS 1)', () => {
     expect('copyOf' in r.receive(7, true, 1, messageHash('t', Buffer.from('a')))).toBe(true);
   });
 
+  it("a copy that arrives before its original's commit returns learns of that commit; a refused original is no original", () => {
+    const r = new Redeliveries('in', SESSION, new Map());
+    r.takeMarks();
+    const hash = messageHash('t', Buffer.from('a'));
+    const seen = r.receive(3, false, 1, hash);
+    if (!('record' in seen)) throw new Error('expected a new record');
+    const marks = r.takeMarks();
+    const copy = r.receive(3, true, 1, hash);
+    if (!('copyOf' in copy)) throw new Error('expected a copy');
+    // The intake acknowledges the copy only once its original is stored.
+    expect(copy.copyOf.stored).toBe(false);
+    r.committed([seen.record], marks);
+    expect(copy.copyOf.stored).toBe(true);
+
+    const other = r.receive(4, false, 1, messageHash('t', Buffer.from('b')));
+    if (!('record' in other)) throw new Error('expected a new record');
+    r.refused([other.record], r.takeMarks());
+    // Not stored: a redelivered copy of it is a message to store, not a duplicate.
+    expect('record' in r.receive(4, true, 1, messageHash('t', Buffer.from('b')))).toBe(true);
+  });
+
+  it('records read back from the store (after a restart) recognise their copies; another session starts empty', () => {
+    const first = new Redeliveries('in', SESSION, new Map());
+    const qos1 = first.receive(9, false, 1, messageHash('t', Buffer.from('x')));
+    const qos2 = first.receive(10, false, 2, messageHash('t', Buffer.from('y')));
+    if (!('record' in qos1) || !('record' in qos2)) throw new Error('expected new records');
+    // What the store holds after the commit: the marks (the session's among them), applied in order.
+    const marks = first.takeMarks();
+    first.committed([qos1.record, qos2.record], marks);
+    const table = new Map<number, string>();
+    for (const m of marks) {
+      if (m.value === null) table.delete(m.key);
+      else table.set(m.key, m.value);
+    }
+    expect(table.get(9)).toMatch(/^1:[0-9a-f]{16}$/);
+    expect(table.get(10)).toMatch(/^2:[0-9a-f]{16}$/);
+
+    const again = new Redeliveries('in', SESSION, table);
+    expect(again.size).toBe(2);
+    const copy = again.receive(9, true, 1, messageHash('t', Buffer.from('x')));
+    expect('copyOf' in copy && copy.copyOf.stored).toBe(true);
+    expect('copyOf' in again.receive(10, true, 2, messageHash('t', Buffer.from('y')))).toBe(true);
+    // Same id, other payload: another message.
+    expect('record' in again.receive(9, true, 1, messageHash('t', Buffer.from('z')))).toBe(true);
+
+    const elsewhere = new Redeliveries('in', 'mqtt://other|client', table);
+    expect(elsewhere.size).toBe(0);
+    expect('record' in elsewhere.receive(9, true, 1, messageHash('t', Buffer.from('x')))).toBe(true);
+  });
+
   it('while a probe waits behind a long backlog, the records stay within the 65,535 packet ids', () => {
     const r = new Redeliveries('in', SESSION, new Map());
     let first = true;
